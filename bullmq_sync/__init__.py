@@ -1,0 +1,61 @@
+"""bullmq-sync: a synchronous, thread-safe Python client for BullMQ queues."""
+
+from .connection import Connection, FairConnectionPool
+from .errors import (
+    BullMQSyncError,
+    ClientClosed,
+    ConfigurationError,
+    InvalidArgument,
+    JobBelongsToJobScheduler,
+    JobError,
+    JobHasFailedChildren,
+    JobLockMismatch,
+    JobLockNotFound,
+    JobNotFound,
+    JobNotInState,
+    JobPendingChildren,
+    ParentJobCannotBeReplaced,
+    ParentJobNotFound,
+    PoolTimeout,
+    RedisUnavailable,
+    SchedulerJobIdCollision,
+    SchedulerJobSlotsBusy,
+    ScriptFailed,
+    UnknownJobError,
+)
+from .job import Job
+from .keys import QueueKeys
+from .queue import Queue
+from .states import JobState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BullMQSyncError",
+    "ClientClosed",
+    "ConfigurationError",
+    "Connection",
+    "FairConnectionPool",
+    "InvalidArgument",
+    "Job",
+    "JobBelongsToJobScheduler",
+    "JobError",
+    "JobHasFailedChildren",
+    "JobLockMismatch",
+    "JobLockNotFound",
+    "JobNotFound",
+    "JobNotInState",
+    "JobPendingChildren",
+    "JobState",
+    "ParentJobCannotBeReplaced",
+    "ParentJobNotFound",
+    "PoolTimeout",
+    "Queue",
+    "QueueKeys",
+    "RedisUnavailable",
+    "SchedulerJobIdCollision",
+    "SchedulerJobSlotsBusy",
+    "ScriptFailed",
+    "UnknownJobError",
+    "__version__",
+]

@@ -1,0 +1,427 @@
+"""The only owner of sockets, pools and the retry policy.
+
+A ``Connection`` turns a URL, a ``redis.Redis``, a ``redis.ConnectionPool`` or nothing (the
+default ``redis://localhost:6379``) into a bounded, fair, fork-safe pool, and runs commands
+and our Lua scripts on it:
+
+* scripts are preloaded (``SCRIPT LOAD``) the first time a pool is used and called by SHA;
+  ``NOSCRIPT`` (restart, ``SCRIPT FLUSH``, failover) reloads them and repeats the call;
+* connection errors and timeouts are retried by tenacity, with exponential backoff and jitter,
+  inside a total time budget; redis-py's own retries are switched off on pools we create, so
+  there is exactly one retry owner;
+* a transition script receives a call token and stores its reply under it for a few minutes,
+  so a call repeated after a lost reply returns the original outcome instead of applying the
+  transition twice (see ``keys.OP_SEGMENT``).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from . import log
+from .errors import (
+    BullMQSyncError,
+    ClientClosed,
+    ConfigurationError,
+    PoolTimeout,
+    ScriptFailed,
+    is_noscript,
+    is_readonly,
+    is_transient,
+    map_redis_error,
+)
+from .scripts import LIBRARY, Script, ScriptLibrary
+
+T = TypeVar("T")
+
+DEFAULT_URL = "redis://localhost:6379"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class _Waiter:
+    __slots__ = ("ready", "connection")
+
+    def __init__(self) -> None:
+        self.ready = threading.Lock()
+        self.ready.acquire()
+        self.connection: Any = None
+
+
+class FairConnectionPool(redis.ConnectionPool):
+    """A bounded blocking pool that serves waiting threads first come, first served.
+
+    redis-py's ``BlockingConnectionPool`` lets a thread that just released a connection take it
+    straight back, so under contention some threads wait many times longer than others. Here a
+    released connection is handed directly to the longest-waiting thread. The checkout is also
+    cheaper than the stock one: a connection returned to the pool after an error is always
+    disconnected first, so no readiness poll is needed on the way out.
+    """
+
+    def __init__(self, *args: Any, timeout: float = 10.0, **kwargs: Any) -> None:
+        self.timeout = timeout
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self.peak_in_use = 0
+        super().__init__(*args, **kwargs)
+
+    def reset(self) -> None:
+        self._waiters = collections.deque()
+        super().reset()
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ARG002
+        if self.pid != os.getpid():
+            self._checkpid()
+        waiter = None
+        with self._lock:
+            if self._available_connections and not self._waiters:
+                connection = self._available_connections.pop()
+            elif self._created_connections < self.max_connections:
+                connection = self.make_connection()
+            else:
+                waiter = _Waiter()
+                self._waiters.append(waiter)
+            if waiter is None:
+                self._in_use_connections.add(connection)
+                if len(self._in_use_connections) > self.peak_in_use:
+                    self.peak_in_use = len(self._in_use_connections)
+        if waiter is not None:
+            connection = self._wait(waiter)
+        if connection._sock is None:
+            try:
+                connection.connect()
+            except BaseException:
+                self.release(connection)
+                raise
+        return connection
+
+    def _wait(self, waiter: _Waiter) -> Any:
+        if waiter.ready.acquire(timeout=self.timeout):
+            return waiter.connection
+        with self._lock:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:  # handed over just as the wait timed out
+                return waiter.connection
+        raise PoolTimeout(
+            f"no pooled Redis connection became free within {self.timeout} s "
+            f"(max_connections={self.max_connections})"
+        )
+
+    def release(self, connection: Any) -> None:
+        if self.pid != os.getpid():
+            self._checkpid()
+            return
+        with self._lock:
+            if connection not in self._in_use_connections:
+                return
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.connection = connection
+                waiter.ready.release()
+                return
+            self._in_use_connections.discard(connection)
+            self._available_connections.append(connection)
+
+
+class _Tokens:
+    """Unique call tokens: a random per-process nonce and a counter (renewed after fork)."""
+
+    def __init__(self) -> None:
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._nonce = os.urandom(6).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._nonce}{next(self._counter):x}"
+
+
+TOKENS = _Tokens()
+
+
+class Connection:
+    """A pooled, thread-safe, fork-safe connection to one Redis server.
+
+    ``Connection("redis://:secret@host:6379/0")``, ``Connection(redis.Redis(...))`` or
+    ``Connection(pool)``. A client or pool passed in is borrowed: ``close()`` leaves it open.
+    ``retry_budget`` is the total time (seconds) spent retrying connection errors and
+    timeouts before ``RedisUnavailable`` is raised.
+    """
+
+    def __init__(
+        self,
+        url: str | redis.Redis | redis.ConnectionPool | None = None,
+        *,
+        max_connections: int = 16,
+        pool_timeout: float = 10.0,
+        socket_timeout: float | None = 10.0,
+        socket_connect_timeout: float | None = 5.0,
+        retry_budget: float = 10.0,
+        retry_max_attempts: int = 1000,
+        scripts: ScriptLibrary = LIBRARY,
+        **redis_kwargs: Any,
+    ) -> None:
+        if max_connections < 1:
+            raise ConfigurationError("max_connections must be at least 1")
+        self._scripts = scripts
+        self._closed = False
+        self._owns_pool = False
+        self._preload_lock = threading.Lock()
+        self._preloaded_pid = 0
+        self.retry_budget = retry_budget
+        self._retry_max_attempts = retry_max_attempts
+        if url is None:
+            url = DEFAULT_URL
+        if isinstance(url, redis.Redis):
+            self.pool: redis.ConnectionPool = url.connection_pool
+            self._description = "borrowed redis.Redis"
+        elif isinstance(url, redis.ConnectionPool):
+            self.pool = url
+            self._description = "borrowed pool"
+        elif isinstance(url, str):
+            if not url.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigurationError(
+                    f"unsupported Redis URL {redact_url(url)!r}: "
+                    "use redis://, rediss:// (TLS) or unix://"
+                )
+            self.pool = FairConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=pool_timeout,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_connect_timeout,
+                retry=Retry(NoBackoff(), 0),
+                **redis_kwargs,
+            )
+            self._owns_pool = True
+            self._description = redact_url(url)
+        else:
+            raise ConfigurationError(
+                "connection must be a URL, a redis.Redis, a redis.ConnectionPool or a "
+                f"Connection, not {type(url).__name__}"
+            )
+        self.client = redis.Redis(connection_pool=self.pool)
+        """A redis-py client on the same pool, for commands this package does not wrap."""
+
+    @classmethod
+    def coerce(cls, value: Connection | str | redis.Redis | redis.ConnectionPool | None) -> Connection:
+        """``value`` if it is a Connection, else a new Connection built from it."""
+        if isinstance(value, Connection):
+            return value
+        return cls(value)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self._description}{' closed' if self._closed else ''}>"
+
+    @property
+    def owns_pool(self) -> bool:
+        """True when ``close()`` will disconnect the pool (it was created from a URL)."""
+        return self._owns_pool
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Disconnect the pool if this object created it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_pool:
+            self.pool.disconnect()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running things -------------------------------------------------------------------
+
+    def execute(self, *args: Any) -> Any:
+        """Run one Redis command (retried on transient errors); bytes replies become str."""
+        return self._with_retry(lambda: _decode(self._once(lambda c: _command(c, args))))
+
+    def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Run several read commands in one round trip (not a transaction)."""
+        return self._with_retry(lambda: _decode(self._once(lambda c: _pipeline(c, commands))))
+
+    def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``lua/<name>.lua`` by SHA, loading it if Redis lost it; str replies."""
+        script = self._scripts.get(name)
+        return self._with_retry(lambda: _decode(self._once(lambda c: self._evalsha(c, script, keys, args))))
+
+    def run_script_many(self, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """Run one script several times in one round trip (each call atomic on its own)."""
+        script = self._scripts.get(name)
+        batch = list(calls)
+
+        def send(connection: Any) -> list[Any]:
+            commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in batch]
+            return _pipeline(connection, commands, raise_errors=False)
+
+        def attempt(connection: Any) -> list[Any]:
+            replies = send(connection)
+            if any(isinstance(r, redis.exceptions.ResponseError) and is_noscript(r) for r in replies):
+                _command(connection, ("SCRIPT", "LOAD", script.source))
+                replies = send(connection)
+            for reply in replies:
+                if isinstance(reply, redis.exceptions.ResponseError):
+                    if is_readonly(reply):
+                        raise reply
+                    raise ScriptFailed(str(reply), script=name)
+            return replies
+
+        return self._with_retry(lambda: _decode(self._once(attempt)))
+
+    def dedicated(self, *, socket_timeout: float | None = None) -> redis.Redis:
+        """A separate, unpooled client for blocking reads (BZPOPMIN, XREAD BLOCK)."""
+        self._check_open()
+        kwargs = dict(self.pool.connection_kwargs)
+        kwargs["socket_timeout"] = socket_timeout
+        kwargs["retry"] = Retry(NoBackoff(), 0)
+        kwargs.pop("decode_responses", None)
+        pool = redis.ConnectionPool(connection_class=self.pool.connection_class, max_connections=1, **kwargs)
+        return redis.Redis(connection_pool=pool)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosed(f"{self!r} is closed")
+
+    def _once(self, work: Callable[[Any], T]) -> T:
+        self._check_open()
+        connection = self.pool.get_connection()
+        try:
+            if self._preloaded_pid != os.getpid():
+                self._preload(connection)
+            return work(connection)
+        except BaseException:
+            # A connection that failed mid-command may hold a half-read reply.
+            connection.disconnect()
+            raise
+        finally:
+            self.pool.release(connection)
+
+    def _preload(self, connection: Any) -> None:
+        with self._preload_lock:
+            if self._preloaded_pid == os.getpid():
+                return
+            scripts = self._scripts.all()
+            _pipeline(connection, [("SCRIPT", "LOAD", s.source) for s in scripts])
+            self._preloaded_pid = os.getpid()
+
+    def _evalsha(self, connection: Any, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return _command(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
+        except redis.exceptions.ResponseError as exc:
+            if is_readonly(exc):
+                raise
+            if not is_noscript(exc):
+                raise ScriptFailed(f"{script.name}: {exc}", script=script.name) from exc
+        log.script_reloaded(script.name)
+        _command(connection, ("SCRIPT", "LOAD", script.source))
+        return _command(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
+
+    def _with_retry(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except BullMQSyncError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - classified right below
+            if not is_transient(exc):
+                raise map_redis_error(exc, attempts=1, ambiguous=False) from exc
+            first = exc
+        return self._retry_after(call, first)
+
+    def _retry_after(self, call: Callable[[], T], first: BaseException) -> T:
+        attempts = 1
+        started = time.monotonic()
+
+        def before_sleep(state: RetryCallState) -> None:
+            outcome = state.outcome
+            error = outcome.exception() if outcome is not None else None
+            log.redis_retry(attempt=attempts + state.attempt_number, error=error, elapsed=time.monotonic() - started)
+
+        log.redis_retry(attempt=1, error=first, elapsed=0.0)
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_delay(self.retry_budget) | stop_after_attempt(self._retry_max_attempts),
+            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            time.sleep(0.02)
+            for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return call()
+        except BullMQSyncError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped to the public tree
+            raise map_redis_error(exc, attempts=attempts, ambiguous=True) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _command(connection: Any, args: Sequence[Any]) -> Any:
+    connection.send_command(*args)
+    return connection.read_response()
+
+
+def _pipeline(connection: Any, commands: Sequence[Sequence[Any]], *, raise_errors: bool = True) -> list[Any]:
+    connection.send_packed_command(connection.pack_commands(commands))
+    replies: list[Any] = []
+    error: BaseException | None = None
+    for _ in commands:
+        try:
+            replies.append(connection.read_response())
+        except redis.exceptions.ResponseError as exc:
+            replies.append(exc)
+            error = error or exc
+    if error is not None and raise_errors:
+        raise error
+    return replies
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        return {_decode(k): _decode(v) for k, v in value.items()}
+    return value

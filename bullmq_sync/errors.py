@@ -1,0 +1,281 @@
+"""Every error bullmq-sync raises, and the one place that maps low-level failures to them.
+
+The tree::
+
+    BullMQSyncError
+    ├── InvalidArgument (also a ValueError)  bad input, refused before any Redis call
+    ├── ConfigurationError                   a setting that cannot work (URL, cluster slots, ...)
+    ├── ClientClosed                         the Queue/Connection was closed
+    ├── RedisUnavailable                     connection errors/timeouts outlasted the retry budget
+    ├── PoolTimeout                          no pooled connection became free in time
+    ├── ScriptFailed                         Redis refused a script in an unexpected way
+    └── JobError                             a BullMQ error code returned by a script
+        ├── JobNotFound                 -1   the job hash does not exist
+        ├── JobLockNotFound             -2   the job has no lock
+        ├── JobNotInState               -3   the job is not in the expected state
+        ├── JobPendingChildren          -4   the job still has dependencies
+        ├── ParentJobNotFound           -5   the parent job hash does not exist
+        ├── JobLockMismatch             -6   another worker holds the lock
+        ├── ParentJobCannotBeReplaced   -7   the job already belongs to another parent
+        ├── JobBelongsToJobScheduler    -8   a scheduler's current iteration
+        ├── JobHasFailedChildren        -9   a child failed with failParentOnFailure
+        ├── SchedulerJobIdCollision    -10
+        ├── SchedulerJobSlotsBusy      -11
+        └── UnknownJobError                  any other negative code
+
+Each ``JobError`` carries ``code``, ``queue``, ``job_id``, ``command`` and ``state``, and its
+message matches Node BullMQ's text for the same code. No module but this one and
+``connection.py`` (its only caller for redis-py exceptions) knows about redis-py's exceptions.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import redis.exceptions
+
+
+class BullMQSyncError(Exception):
+    """Base class of every error raised by bullmq-sync."""
+
+
+class InvalidArgument(BullMQSyncError, ValueError):
+    """An argument was refused before anything was sent to Redis."""
+
+
+class ConfigurationError(BullMQSyncError):
+    """A connection or queue setting that cannot work."""
+
+
+class ClientClosed(BullMQSyncError):
+    """The object was used after ``close()``."""
+
+
+class RedisUnavailable(BullMQSyncError):
+    """Redis could not be reached within the retry budget.
+
+    ``attempts`` is how many times the call was tried; ``ambiguous`` is True when a reply was
+    lost after the request may have reached the server (the library then re-asks the server,
+    which deduplicates a transition by its call token, so a retried transition never applies
+    twice).
+    """
+
+    def __init__(self, message: str, *, attempts: int = 1, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.ambiguous = ambiguous
+
+
+class PoolTimeout(RedisUnavailable):
+    """Every pooled connection stayed busy for longer than the pool timeout."""
+
+
+class ScriptFailed(BullMQSyncError):
+    """Redis answered a script call with an unexpected error."""
+
+    def __init__(self, message: str, *, script: str) -> None:
+        super().__init__(message)
+        self.script = script
+
+
+class JobError(BullMQSyncError):
+    """A job operation refused by Redis with one of BullMQ's error codes."""
+
+    code: ClassVar[int] = 0
+    template: ClassVar[str] = "Unknown code {code} error for {job_id}. {command}"
+
+    def __init__(
+        self,
+        *,
+        queue: str,
+        job_id: str,
+        command: str,
+        state: str | None = None,
+        parent_key: str | None = None,
+        code: int | None = None,
+    ) -> None:
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        self.queue = queue
+        self.job_id = job_id
+        self.command = command
+        self.state = state
+        self.parent_key = parent_key
+        super().__init__(
+            self.template.format(
+                code=self.code,
+                job_id=job_id,
+                command=command,
+                state=state,
+                parent_key=parent_key if parent_key is not None else job_id,
+            )
+        )
+
+
+class JobNotFound(JobError):
+    """The job does not exist (BullMQ code -1)."""
+
+    code = -1
+    template = "Missing key for job {job_id}. {command}"
+
+
+class JobLockNotFound(JobError):
+    """The job has no lock (BullMQ code -2)."""
+
+    code = -2
+    template = "Missing lock for job {job_id}. {command}"
+
+
+class JobNotInState(JobError):
+    """The job is not in the state the operation needs (BullMQ code -3)."""
+
+    code = -3
+    template = "Job {job_id} is not in the {state} state. {command}"
+
+
+class JobPendingChildren(JobError):
+    """The job still has pending dependencies (BullMQ code -4)."""
+
+    code = -4
+    template = "Job {job_id} has pending dependencies. {command}"
+
+
+class ParentJobNotFound(JobError):
+    """The parent job does not exist (BullMQ code -5)."""
+
+    code = -5
+    template = "Missing key for parent job {parent_key}. {command}"
+
+
+class JobLockMismatch(JobError):
+    """The job's lock belongs to another worker (BullMQ code -6)."""
+
+    code = -6
+    template = "Lock mismatch for job {job_id}. Cmd {command} from {state}"
+
+
+class ParentJobCannotBeReplaced(JobError):
+    """The job already belongs to another existing parent (BullMQ code -7)."""
+
+    code = -7
+    template = "The parent job {parent_key} cannot be replaced. {command}"
+
+
+class JobBelongsToJobScheduler(JobError):
+    """The job is a scheduler's current iteration (BullMQ code -8)."""
+
+    code = -8
+    template = (
+        "Job {job_id} belongs to a job scheduler and cannot be removed directly. {command}"
+    )
+
+
+class JobHasFailedChildren(JobError):
+    """The job has a failed child that fails its parent (BullMQ code -9)."""
+
+    code = -9
+    template = "Cannot complete job {job_id} because it has at least one failed child. {command}"
+
+
+class SchedulerJobIdCollision(JobError):
+    """A scheduler iteration's job id already exists (BullMQ code -10)."""
+
+    code = -10
+    template = "Cannot create job scheduler iteration - job ID already exists. {command}"
+
+
+class SchedulerJobSlotsBusy(JobError):
+    """Both scheduler time slots already have jobs (BullMQ code -11)."""
+
+    code = -11
+    template = (
+        "Cannot create job scheduler iteration - current and next time slots already have jobs."
+        " {command}"
+    )
+
+
+class UnknownJobError(JobError):
+    """A negative code that BullMQ does not define."""
+
+
+_BY_CODE: dict[int, type[JobError]] = {
+    cls.code: cls
+    for cls in (
+        JobNotFound,
+        JobLockNotFound,
+        JobNotInState,
+        JobPendingChildren,
+        ParentJobNotFound,
+        JobLockMismatch,
+        ParentJobCannotBeReplaced,
+        JobBelongsToJobScheduler,
+        JobHasFailedChildren,
+        SchedulerJobIdCollision,
+        SchedulerJobSlotsBusy,
+    )
+}
+
+
+def job_error(
+    code: int,
+    *,
+    queue: str,
+    job_id: str,
+    command: str,
+    state: str | None = None,
+    parent_key: str | None = None,
+) -> JobError:
+    """Build the typed error for one of BullMQ's negative script return codes."""
+    cls = _BY_CODE.get(code, UnknownJobError)
+    return cls(
+        queue=queue,
+        job_id=job_id,
+        command=command,
+        state=state,
+        parent_key=parent_key,
+        code=code if cls is UnknownJobError else None,
+    )
+
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,  # builtin: socket resets surface as OSError subclasses
+    TimeoutError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth another attempt: the server may come back."""
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return False
+    return isinstance(exc, _TRANSIENT) or is_readonly(exc)
+
+
+def is_noscript(exc: BaseException) -> bool:
+    """True when Redis does not know a script's SHA (restart, SCRIPT FLUSH, failover)."""
+    return isinstance(exc, redis.exceptions.NoScriptError) or (
+        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("NOSCRIPT")
+    )
+
+
+def is_readonly(exc: BaseException) -> bool:
+    """True when a replica refused a write (a failover is under way)."""
+    return isinstance(exc, redis.exceptions.ReadOnlyError) or (
+        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("READONLY")
+    )
+
+
+def map_redis_error(exc: BaseException, *, attempts: int, ambiguous: bool) -> BullMQSyncError:
+    """Turn a redis-py failure that ended a call into the public error to raise from it."""
+    if isinstance(exc, BullMQSyncError):
+        return exc
+    if isinstance(exc, redis.exceptions.AuthenticationError):
+        return ConfigurationError(f"Redis refused the credentials: {exc}")
+    if is_transient(exc):
+        return RedisUnavailable(
+            f"Redis unavailable after {attempts} attempt(s): {exc}",
+            attempts=attempts,
+            ambiguous=ambiguous,
+        )
+    return ScriptFailed(f"Redis error: {exc}", script="")

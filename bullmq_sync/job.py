@@ -1,0 +1,292 @@
+"""A BullMQ job: its stored hash as typed attributes, and the transitions of one job."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import log
+from .errors import InvalidArgument, job_error
+from .keys import validate_job_id
+from .options import decode_stored_opts
+from .states import FINISHED_STATES, JobState
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+OUTCOME_TTL_MS = 10 * 60 * 1000
+"""How long a transition's outcome key lives (it must outlast any retry budget)."""
+
+_RETRY_OPTION_NAMES = {
+    "resetAttemptsMade": "reset_attempts_made",
+    "reset_attempts_made": "reset_attempts_made",
+    "resetAttemptsStarted": "reset_attempts_started",
+    "reset_attempts_started": "reset_attempts_started",
+}
+
+_CAMEL_ALIASES = {
+    "attemptsMade": "attempts_made",
+    "attemptsStarted": "attempts_started",
+    "stalledCounter": "stalled_counter",
+    "processedOn": "processed_on",
+    "finishedOn": "finished_on",
+    "failedReason": "failed_reason",
+    "returnvalue": "return_value",
+    "parentKey": "parent_key",
+    "processedBy": "processed_by",
+    "deduplicationId": "deduplication_id",
+    "repeatJobKey": "repeat_job_key",
+    "queueName": "queue_name",
+    "queueQualifiedName": "queue_qualified_name",
+}
+
+
+def _int(value: str | None, default: int | None = None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        return int(float(value))
+    except ValueError:
+        return default
+
+
+def _json(value: str | None, default: Any = None) -> Any:
+    if value is None:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+@dataclass(eq=False)
+class Job:
+    """One BullMQ job as stored in Redis (``<prefix>:<queue>:<id>``).
+
+    Attributes use snake_case; BullMQ's camelCase names (``attemptsMade``, ``failedReason``,
+    ``returnvalue``, ...) work too, so code written from BullMQ's docs runs unchanged.
+    """
+
+    queue: Queue
+    id: str
+    name: str = ""
+    data: Any = field(default_factory=dict)
+    opts: dict[str, Any] = field(default_factory=dict)
+    timestamp: int = 0
+    delay: int = 0
+    priority: int = 0
+    attempts_made: int = 0
+    attempts_started: int = 0
+    stalled_counter: int = 0
+    processed_on: int | None = None
+    finished_on: int | None = None
+    failed_reason: str | None = None
+    stacktrace: list[str] = field(default_factory=list)
+    return_value: Any = None
+    progress: Any = 0
+    parent_key: str | None = None
+    parent: dict[str, Any] | None = None
+    processed_by: str | None = None
+    deduplication_id: str | None = None
+    repeat_job_key: str | None = None
+    deferred_failure: str | None = None
+    raw: dict[str, str] = field(default_factory=dict, repr=False)
+
+    # -- loading --------------------------------------------------------------------------
+
+    @classmethod
+    def from_hash(cls, queue: Queue, job_id: str, raw: Mapping[str, str]) -> Job:
+        """Build a Job from the fields of its Redis hash (all strings)."""
+        stacktrace = _json(raw.get("stacktrace"), [])
+        parent = _json(raw.get("parent"))
+        atm = raw.get("atm", raw.get("attemptsMade"))
+        return cls(
+            queue=queue,
+            id=job_id,
+            name=raw.get("name", ""),
+            data=_json(raw.get("data"), {}),
+            opts=decode_stored_opts(raw.get("opts")),
+            timestamp=_int(raw.get("timestamp"), 0) or 0,
+            delay=_int(raw.get("delay"), 0) or 0,
+            priority=_int(raw.get("priority"), 0) or 0,
+            attempts_made=_int(atm, 0) or 0,
+            attempts_started=_int(raw.get("ats"), 0) or 0,
+            stalled_counter=_int(raw.get("stc"), 0) or 0,
+            processed_on=_int(raw.get("processedOn")),
+            finished_on=_int(raw.get("finishedOn")),
+            failed_reason=raw.get("failedReason"),
+            stacktrace=stacktrace if isinstance(stacktrace, list) else [],
+            return_value=_json(raw.get("returnvalue")),
+            progress=_json(raw.get("progress"), 0),
+            parent_key=raw.get("parentKey"),
+            parent=parent if isinstance(parent, dict) else None,
+            processed_by=raw.get("pb"),
+            deduplication_id=raw.get("deid"),
+            repeat_job_key=raw.get("rjk"),
+            deferred_failure=raw.get("defa"),
+            raw=dict(raw),
+        )
+
+    @classmethod
+    def from_id(cls, queue: Queue, job_id: str | int) -> Job | None:
+        """Load a job, or None when the queue has no job with that id (as BullMQ's fromId)."""
+        job_id = validate_job_id(job_id)
+        raw = queue.connection.execute("HGETALL", queue.keys.job(job_id))
+        if not raw:
+            return None
+        return cls.from_hash(queue, job_id, _pairs(raw))
+
+    fromId = from_id  # noqa: N815 - BullMQ's spelling, so documented examples run as written
+
+    def __getattr__(self, item: str) -> Any:
+        alias = _CAMEL_ALIASES.get(item)
+        if alias is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {item!r}")
+        return getattr(self, alias)
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue.name
+
+    @property
+    def queue_qualified_name(self) -> str:
+        return self.queue.keys.qualified_name
+
+    @property
+    def key(self) -> str:
+        """The job hash key, ``<prefix>:<queue>:<id>``."""
+        return self.queue.keys.job(self.id)
+
+    @property
+    def lifo(self) -> bool:
+        return bool(self.opts.get("lifo"))
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def retry(
+        self,
+        state: str | JobState = JobState.FAILED,
+        opts: Mapping[str, Any] | None = None,
+        *,
+        reset_attempts_made: bool = False,
+        reset_attempts_started: bool = False,
+    ) -> None:
+        """Move this completed or failed job back to waiting (BullMQ's ``Job.retry``).
+
+        A job with a priority goes to the prioritized set, a lifo job to the front of the
+        line, any other to the back; workers are woken unless the queue is paused or at its
+        global concurrency. ``opts`` accepts BullMQ's ``{"resetAttemptsMade": True}`` form.
+        Raises ``JobNotFound`` (-1) or ``JobNotInState`` (-3); ``InvalidArgument`` for a
+        state other than ``failed``/``completed`` before anything is sent.
+        """
+        from_state = _finished_state(state)
+        flags = {"reset_attempts_made": reset_attempts_made, "reset_attempts_started": reset_attempts_started}
+        for name, value in (opts or {}).items():
+            if name not in _RETRY_OPTION_NAMES:
+                raise InvalidArgument(
+                    f"unknown retry option {name!r}; expected resetAttemptsMade or resetAttemptsStarted"
+                )
+            flags[_RETRY_OPTION_NAMES[name]] = bool(value)
+
+        queue = self.queue
+        keys = queue.keys
+        started = time.perf_counter()
+        reply = queue.connection.run_script(
+            "retryFinishedJob",
+            (
+                keys.job(self.id),
+                keys.events,
+                keys.state(from_state),
+                keys.wait,
+                keys.meta,
+                keys.active,
+                keys.marker,
+                keys.prioritized,
+                keys.pc,
+                keys.op(queue.next_token()),
+            ),
+            (
+                self.id,
+                "1" if self.lifo else "0",
+                from_state,
+                "1" if flags["reset_attempts_made"] else "0",
+                "1" if flags["reset_attempts_started"] else "0",
+                OUTCOME_TTL_MS,
+            ),
+        )
+        if isinstance(reply, int):
+            error = job_error(
+                reply, queue=queue.name, job_id=self.id, command="reprocessJob", state=from_state
+            )
+            log.refused("job.retry_refused", queue=queue.name, job_id=self.id, code=reply, error=str(error))
+            raise error
+
+        self.failed_reason = None
+        self.finished_on = None
+        self.processed_on = None
+        self.return_value = None
+        if flags["reset_attempts_made"]:
+            self.attempts_made = 0
+        if flags["reset_attempts_started"]:
+            self.attempts_started = 0
+        log.transition(
+            "job.retried",
+            queue=queue.name,
+            job_id=self.id,
+            from_state=from_state,
+            to_state=reply[1],
+            reset_attempts_made=flags["reset_attempts_made"],
+            reset_attempts_started=flags["reset_attempts_started"],
+            replayed=len(reply) > 2,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job in the shape of Node BullMQ's ``job.toJSON()`` (camelCase keys)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "data": self.data,
+            "opts": self.opts,
+            "progress": self.progress,
+            "delay": self.delay,
+            "priority": self.priority,
+            "timestamp": self.timestamp,
+            "attemptsMade": self.attempts_made,
+            "attemptsStarted": self.attempts_started,
+            "stalledCounter": self.stalled_counter,
+            "failedReason": self.failed_reason,
+            "stacktrace": self.stacktrace,
+            "returnvalue": self.return_value,
+            "processedOn": self.processed_on,
+            "finishedOn": self.finished_on,
+            "parentKey": self.parent_key,
+            "parent": self.parent,
+            "processedBy": self.processed_by,
+            "deduplicationId": self.deduplication_id,
+            "repeatJobKey": self.repeat_job_key,
+            "queueQualifiedName": self.queue_qualified_name,
+        }
+
+
+def _finished_state(state: str | JobState) -> str:
+    try:
+        value = JobState(state)
+    except ValueError:
+        value = None
+    if value not in FINISHED_STATES:
+        raise InvalidArgument(
+            f"only completed or failed jobs can be retried; state must be 'failed' or "
+            f"'completed', got {state!r}"
+        )
+    assert value is not None
+    return value.value
+
+
+def _pairs(flat: Any) -> dict[str, str]:
+    if isinstance(flat, dict):
+        return flat
+    return dict(zip(flat[::2], flat[1::2]))

@@ -1,0 +1,116 @@
+"""BullMQ's key layout for one queue: the only module that spells a key suffix.
+
+Pure: no I/O. ``QueueKeys("emails", prefix="bull").wait == "bull:emails:wait"``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import InvalidArgument
+
+SUFFIXES = (
+    "wait",
+    "active",
+    "paused",
+    "waiting-children",
+    "id",
+    "delayed",
+    "prioritized",
+    "stalled-check",
+    "completed",
+    "failed",
+    "stalled",
+    "repeat",
+    "limiter",
+    "meta",
+    "events",
+    "pc",
+    "marker",
+    "de",
+)
+"""Per-queue key suffixes, as BullMQ's ``QueueKeys`` lists them."""
+
+OP_SEGMENT = "bullmq-sync:op:"
+"""Our own, short-lived call-outcome keys: ``<prefix>:<queue>:bullmq-sync:op:<token>``.
+
+They hold the reply of a transition for a few minutes so that a call retried after a lost
+reply learns the real outcome instead of applying the transition twice. The segment contains
+a colon, so it can never be mistaken for a BullMQ job id.
+"""
+
+_HASH_TAG = re.compile(r"\{([^}]*)\}")
+
+
+def _check_name(kind: str, value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(f"{kind} must be a non-empty string, got {value!r}")
+    if ":" in value and kind == "queue name":
+        raise InvalidArgument(f"queue name must not contain ':' ({value!r}), as in BullMQ")
+
+
+def validate_job_id(job_id: object) -> str:
+    """Return ``job_id`` as BullMQ's id string, or raise ``InvalidArgument``."""
+    if isinstance(job_id, bool) or not isinstance(job_id, (str, int)):
+        raise InvalidArgument(f"job id must be a string, got {type(job_id).__name__}")
+    text = str(job_id)
+    if not text:
+        raise InvalidArgument("job id must not be empty")
+    if len(text) > 1024:
+        raise InvalidArgument(f"job id is {len(text)} characters long; the limit is 1024")
+    return text
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """Key names of one BullMQ queue (``<prefix>:<queue>:<suffix>``)."""
+
+    name: str
+    prefix: str = "bull"
+    base: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        _check_name("queue name", self.name)
+        _check_name("prefix", self.prefix)
+        object.__setattr__(self, "base", f"{self.prefix}:{self.name}:")
+
+    @property
+    def qualified_name(self) -> str:
+        """``<prefix>:<queue>``, the form BullMQ stores as a parent's ``queueKey``."""
+        return f"{self.prefix}:{self.name}"
+
+    def __getattr__(self, item: str) -> str:
+        suffix = item.replace("_", "-")
+        if suffix in SUFFIXES:
+            return self.base + suffix
+        raise AttributeError(item)
+
+    def state(self, state: str) -> str:
+        """The key of a state's structure (``wait``, ``failed``, ...)."""
+        return self.base + state
+
+    def job(self, job_id: str) -> str:
+        """The job hash key."""
+        return self.base + job_id
+
+    def job_sub(self, job_id: str, sub: str) -> str:
+        """A job sub-key: ``lock``, ``logs``, ``dependencies``, ``processed``, ..."""
+        return f"{self.base}{job_id}:{sub}"
+
+    def op(self, token: str) -> str:
+        """The outcome key of one transition call (see ``OP_SEGMENT``)."""
+        return self.base + OP_SEGMENT + token
+
+    def hash_slot_tag(self) -> str:
+        """The part of the keys Redis Cluster hashes (a ``{tag}``, else the whole key)."""
+        match = _HASH_TAG.search(self.base)
+        if match and match.group(1):
+            return match.group(1)
+        return ""
+
+
+def split_job_key(job_key: str) -> tuple[str, str]:
+    """``"bull:q:42"`` -> (``"bull:q:"``, ``"42"``), as BullMQ derives ids from job keys."""
+    base, _, job_id = job_key.rpartition(":")
+    return base + ":", job_id

@@ -1,0 +1,621 @@
+#!/usr/bin/env node
+/*
+ * Interop test driver for bullmq-sync.
+ *
+ * A long-lived process that exposes a small set of Node BullMQ operations over
+ * a JSON-lines protocol:
+ *
+ *   stdin  (one request per line):  {"id": n, "op": "<name>", ...args}
+ *   stdout (one reply per line):    {"id": n, "ok": true, "result": ...}
+ *                                   {"id": n, "ok": false,
+ *                                    "error": {"name", "message", "code"}}
+ *
+ * Requests are handled concurrently; replies carry the request id and may
+ * arrive out of order.  Nothing but replies is ever written to stdout: all
+ * diagnostics go to stderr.
+ *
+ * Usage: node driver.js --url redis://127.0.0.1:PORT [--major 5|6]
+ */
+'use strict';
+
+// Keep stdout reserved for protocol replies, whatever a library might log.
+console.log = console.error;
+console.info = console.error;
+console.debug = console.error;
+
+const readline = require('readline');
+
+function log(...parts) {
+  process.stderr.write(`[driver ${process.pid}] ${parts.join(' ')}\n`);
+}
+
+// --------------------------------------------------------------------------
+// Command line
+// --------------------------------------------------------------------------
+
+function parseArgs(argv) {
+  const out = { url: 'redis://127.0.0.1:6379', major: 6 };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.indexOf('=');
+    const key = eq >= 0 ? arg.slice(0, eq) : arg;
+    const inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    const value = () => (inline !== undefined ? inline : argv[++i]);
+    if (key === '--url') {
+      out.url = value();
+    } else if (key === '--major') {
+      out.major = Number(value());
+    } else {
+      throw new Error(`unknown argument ${arg}`);
+    }
+  }
+  if (out.major !== 5 && out.major !== 6) {
+    throw new Error(`--major must be 5 or 6, got ${out.major}`);
+  }
+  return out;
+}
+
+let ARGS;
+try {
+  ARGS = parseArgs(process.argv.slice(2));
+} catch (err) {
+  log(`bad arguments: ${err.message}`);
+  process.exit(2);
+}
+
+const bull = ARGS.major === 5 ? require('bullmq5') : require('bullmq');
+const IORedis = require('ioredis');
+const BULL_VERSION = (() => {
+  try {
+    return require(`${ARGS.major === 5 ? 'bullmq5' : 'bullmq'}/package.json`).version;
+  } catch (_err) {
+    return null;
+  }
+})();
+
+function connectionFromUrl(url) {
+  const parsed = new URL(url);
+  const conn = {
+    host: parsed.hostname || '127.0.0.1',
+    port: parsed.port ? Number(parsed.port) : 6379,
+  };
+  if (parsed.username) conn.username = decodeURIComponent(parsed.username);
+  if (parsed.password) conn.password = decodeURIComponent(parsed.password);
+  const dbPath = parsed.pathname.replace(/^\/+/, '');
+  const dbQuery = parsed.searchParams.get('db');
+  if (dbPath) conn.db = Number(dbPath);
+  else if (dbQuery) conn.db = Number(dbQuery);
+  if (parsed.protocol === 'rediss:') conn.tls = {};
+  return conn;
+}
+
+const BASE_CONNECTION = connectionFromUrl(ARGS.url);
+// Each BullMQ object gets its own copy: they create their own clients.
+const connection = () => Object.assign({}, BASE_CONNECTION);
+
+// --------------------------------------------------------------------------
+// Object caches
+// --------------------------------------------------------------------------
+
+const queues = new Map(); // "prefix\0queue" -> Queue
+const flowProducers = new Map(); // prefix -> FlowProducer
+const listeners = new Map(); // "prefix\0queue" -> events listener state
+const workers = new Set(); // Workers currently used by a `process` op
+let rawClient = null; // plain ioredis client, created lazily
+
+const cacheKey = (prefix, queue) => `${prefix}\u0000${queue}`;
+
+function reportError(what) {
+  return err => log(`${what} error: ${err && err.stack ? err.stack : err}`);
+}
+
+function getQueue(prefix, name) {
+  const key = cacheKey(prefix, name);
+  let queue = queues.get(key);
+  if (!queue) {
+    queue = new bull.Queue(name, { connection: connection(), prefix });
+    queue.on('error', reportError(`queue ${prefix}:${name}`));
+    queues.set(key, queue);
+  }
+  return queue;
+}
+
+function getFlowProducer(prefix) {
+  let producer = flowProducers.get(prefix);
+  if (!producer) {
+    producer = new bull.FlowProducer({ connection: connection(), prefix });
+    producer.on('error', reportError(`flow producer ${prefix}`));
+    flowProducers.set(prefix, producer);
+  }
+  return producer;
+}
+
+function getRawClient() {
+  if (!rawClient) {
+    rawClient = new IORedis(Object.assign(connection(), { maxRetriesPerRequest: 3 }));
+    rawClient.on('error', reportError('raw client'));
+  }
+  return rawClient;
+}
+
+// --------------------------------------------------------------------------
+// Helpers
+// --------------------------------------------------------------------------
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+
+function requireArg(req, name) {
+  if (req[name] === undefined || req[name] === null) {
+    const err = new Error(`op ${req.op}: missing argument "${name}"`);
+    err.name = 'BadRequest';
+    throw err;
+  }
+  return req[name];
+}
+
+function queueOf(req) {
+  return getQueue(req.prefix || 'bull', String(requireArg(req, 'queue')));
+}
+
+function jobJson(job) {
+  return job ? job.toJSON() : null;
+}
+
+function jobNodeIds(node) {
+  return {
+    id: node.job.id,
+    children: (node.children || []).map(jobNodeIds),
+  };
+}
+
+async function isParentJob(job) {
+  const counts = await job.getDependenciesCount();
+  return Object.values(counts || {}).some(n => Number(n) > 0);
+}
+
+function failMessage(job, data) {
+  if (data.__failMessage !== undefined) return String(data.__failMessage);
+  return `failing attempt ${job.attemptsMade + 1}`;
+}
+
+// Processor whose behaviour is driven by job.data (see README of the harness
+// in nodebullmq.py).  Shared by every `process` op.
+async function dataDrivenProcessor(job) {
+  const raw = job.data;
+  const data = raw && typeof raw === 'object' && !Array.isArray(raw) ? raw : {};
+  if (data.__sleepMs) {
+    await sleep(Number(data.__sleepMs));
+  }
+  if (data.__unrecoverable !== undefined) {
+    throw new bull.UnrecoverableError(String(data.__unrecoverable));
+  }
+  if (data.__fail !== undefined) {
+    throw new Error(String(data.__fail));
+  }
+  if (data.__failTimes !== undefined && job.attemptsMade < Number(data.__failTimes)) {
+    throw new Error(failMessage(job, data));
+  }
+  if (Object.prototype.hasOwnProperty.call(data, '__return')) {
+    return data.__return;
+  }
+  if (await isParentJob(job)) {
+    return job.getChildrenValues();
+  }
+  return { ok: true, id: job.id };
+}
+
+// --------------------------------------------------------------------------
+// Events listener (QueueEvents)
+// --------------------------------------------------------------------------
+
+async function lastStreamId(key) {
+  const entries = await getRawClient().xrevrange(key, '+', '-', 'COUNT', 1);
+  return entries && entries.length ? entries[0][0] : '0-0';
+}
+
+function matchesWait(entry, waitFor) {
+  if (waitFor.event && entry.event !== waitFor.event) return false;
+  if (waitFor.jobId !== undefined && waitFor.jobId !== null) {
+    return entry.jobId !== undefined && String(entry.jobId) === String(waitFor.jobId);
+  }
+  return true;
+}
+
+async function stopListener(key) {
+  const state = listeners.get(key);
+  if (!state) return;
+  listeners.delete(key);
+  for (const waiter of state.waiters) waiter.resolve();
+  state.waiters.clear();
+  await state.queueEvents.close().catch(reportError('queue events close'));
+}
+
+async function startListener(prefix, name) {
+  const key = cacheKey(prefix, name);
+  await stopListener(key);
+  // Start right after the newest existing stream entry, so that nothing
+  // produced after this op returns can be missed (no race with XREAD '$').
+  const lastEventId = await lastStreamId(`${prefix}:${name}:events`);
+  const state = { events: [], waiters: new Set(), queueEvents: null };
+  const queueEvents = new bull.QueueEvents(name, {
+    connection: connection(),
+    prefix,
+    lastEventId,
+    blockingTimeout: 1000,
+  });
+  const originalEmit = queueEvents.emit.bind(queueEvents);
+  queueEvents.emit = (event, ...args) => {
+    try {
+      record(state, event, args);
+    } catch (err) {
+      log(`recording event ${String(event)} failed: ${err}`);
+    }
+    return originalEmit(event, ...args);
+  };
+  queueEvents.on('error', reportError(`queue events ${prefix}:${name}`));
+  state.queueEvents = queueEvents;
+  listeners.set(key, state);
+  await queueEvents.waitUntilReady();
+}
+
+function record(state, event, args) {
+  if (typeof event !== 'string') return;
+  const first = args[0];
+  const jobId = first && typeof first === 'object' ? first.jobId : undefined;
+  // QueueEvents re-emits every job event as "<event>:<jobId>"; skip those.
+  if (jobId !== undefined && event.endsWith(`:${jobId}`)) return;
+  const entry = { event };
+  if (jobId !== undefined) entry.jobId = jobId;
+  entry.args = args.map(arg => (arg instanceof Error ? { name: arg.name, message: arg.message } : arg));
+  state.events.push(entry);
+  for (const waiter of state.waiters) {
+    if (matchesWait(entry, waiter.waitFor)) {
+      state.waiters.delete(waiter);
+      waiter.resolve();
+    }
+  }
+}
+
+async function collectEvents(prefix, name, waitFor, timeoutMs) {
+  const key = cacheKey(prefix, name);
+  const state = listeners.get(key);
+  if (!state) {
+    const err = new Error(`eventsStart was not called for queue ${prefix}:${name}`);
+    err.name = 'BadRequest';
+    throw err;
+  }
+  if (waitFor && !state.events.some(entry => matchesWait(entry, waitFor))) {
+    await new Promise(resolve => {
+      const waiter = { waitFor, resolve: null };
+      const timer = setTimeout(() => {
+        state.waiters.delete(waiter);
+        resolve();
+      }, timeoutMs);
+      waiter.resolve = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      state.waiters.add(waiter);
+    });
+  }
+  return state.events.splice(0, state.events.length);
+}
+
+// --------------------------------------------------------------------------
+// Worker-based processing
+// --------------------------------------------------------------------------
+
+async function runWorker(req) {
+  const prefix = req.prefix || 'bull';
+  const name = String(requireArg(req, 'queue'));
+  const count = req.count === undefined ? 1 : Number(req.count);
+  const timeoutMs = req.timeoutMs === undefined ? 10000 : Number(req.timeoutMs);
+  const workerOpts = Object.assign({}, req.workerOpts || {});
+  if (req.concurrency !== undefined) workerOpts.concurrency = Number(req.concurrency);
+  workerOpts.connection = connection();
+  workerOpts.prefix = prefix;
+  workerOpts.autorun = false;
+
+  const outcomes = [];
+  let finish;
+  const finished = new Promise(resolve => {
+    finish = resolve;
+  });
+  const checkDone = () => {
+    if (outcomes.length >= count) finish(false);
+  };
+
+  const worker = new bull.Worker(name, dataDrivenProcessor, workerOpts);
+  workers.add(worker);
+  worker.on('completed', (job, result) => {
+    outcomes.push({
+      event: 'completed',
+      jobId: job ? job.id : null,
+      name: job ? job.name : null,
+      returnvalue: result === undefined ? null : result,
+      attemptsMade: job ? job.attemptsMade : null,
+    });
+    checkDone();
+  });
+  worker.on('failed', (job, err) => {
+    outcomes.push({
+      event: 'failed',
+      jobId: job ? job.id : null,
+      name: job ? job.name : null,
+      failedReason: err ? err.message : null,
+      attemptsMade: job ? job.attemptsMade : null,
+    });
+    checkDone();
+  });
+  worker.on('error', reportError(`worker ${prefix}:${name}`));
+
+  const timer = setTimeout(() => finish(true), timeoutMs);
+  checkDone(); // count <= 0
+  const running = worker.run().catch(reportError(`worker ${prefix}:${name} run`));
+  let timedOut;
+  try {
+    timedOut = await finished;
+  } finally {
+    clearTimeout(timer);
+    // On timeout do not wait for (possibly stuck) active jobs.
+    await worker.close(timedOut !== false).catch(reportError('worker close'));
+    await running;
+    workers.delete(worker);
+  }
+  if (timedOut) {
+    log(`process ${prefix}:${name}: timed out after ${timeoutMs} ms with ${outcomes.length}/${count} events`);
+  }
+  return outcomes;
+}
+
+// --------------------------------------------------------------------------
+// Operations
+// --------------------------------------------------------------------------
+
+const ops = {
+  async ping() {
+    return { major: ARGS.major, version: BULL_VERSION, node: process.version };
+  },
+
+  async add(req) {
+    const job = await queueOf(req).add(requireArg(req, 'name'), req.data === undefined ? {} : req.data, req.opts || {});
+    return { id: job.id };
+  },
+
+  async addBulk(req) {
+    const jobs = requireArg(req, 'jobs').map(j => ({
+      name: j.name,
+      data: j.data === undefined ? {} : j.data,
+      opts: j.opts || {},
+    }));
+    const added = await queueOf(req).addBulk(jobs);
+    return { ids: added.map(job => job.id) };
+  },
+
+  async addFlow(req) {
+    const node = await getFlowProducer(req.prefix || 'bull').add(requireArg(req, 'flow'));
+    return { ids: jobNodeIds(node) };
+  },
+
+  async getJob(req) {
+    const queue = queueOf(req);
+    const job = await bull.Job.fromId(queue, String(requireArg(req, 'jobId')));
+    if (!job) return null;
+    return { json: jobJson(job), state: await job.getState() };
+  },
+
+  async retryJob(req) {
+    const queue = queueOf(req);
+    const jobId = String(requireArg(req, 'jobId'));
+    const job = await bull.Job.fromId(queue, jobId);
+    if (!job) {
+      const err = new Error(`Job ${jobId} not found in ${queue.qualifiedName}`);
+      err.name = 'JobNotFound';
+      throw err;
+    }
+    await job.retry(req.state || 'failed', req.opts || {});
+    return null;
+  },
+
+  async retryJobs(req) {
+    return (await queueOf(req).retryJobs(req.opts || {})) ?? null;
+  },
+
+  async promoteJobs(req) {
+    return (await queueOf(req).promoteJobs(req.opts || {})) ?? null;
+  },
+
+  async pause(req) {
+    await queueOf(req).pause();
+    return null;
+  },
+
+  async resume(req) {
+    await queueOf(req).resume();
+    return null;
+  },
+
+  async isPaused(req) {
+    return queueOf(req).isPaused();
+  },
+
+  async getJobCounts(req) {
+    const types = req.types === undefined || req.types === null ? [] : [].concat(req.types);
+    return queueOf(req).getJobCounts(...types);
+  },
+
+  async getJobs(req) {
+    const types = req.types === undefined || req.types === null ? undefined : req.types;
+    const jobs = await queueOf(req).getJobs(
+      types,
+      req.start === undefined ? 0 : req.start,
+      req.end === undefined ? -1 : req.end,
+      req.asc === undefined ? false : req.asc,
+    );
+    return jobs.map(jobJson);
+  },
+
+  async obliterate(req) {
+    await queueOf(req).obliterate(req.opts || {});
+    return null;
+  },
+
+  async drain(req) {
+    await queueOf(req).drain(Boolean(req.delayed));
+    return null;
+  },
+
+  async setGlobalConcurrency(req) {
+    return (await queueOf(req).setGlobalConcurrency(Number(requireArg(req, 'concurrency')))) ?? null;
+  },
+
+  async process(req) {
+    return runWorker(req);
+  },
+
+  async eventsStart(req) {
+    await startListener(req.prefix || 'bull', String(requireArg(req, 'queue')));
+    return null;
+  },
+
+  async eventsCollect(req) {
+    const timeoutMs = req.timeoutMs === undefined ? 5000 : Number(req.timeoutMs);
+    return collectEvents(req.prefix || 'bull', String(requireArg(req, 'queue')), req.waitFor || null, timeoutMs);
+  },
+
+  async eventsStop(req) {
+    await stopListener(cacheKey(req.prefix || 'bull', String(requireArg(req, 'queue'))));
+    return null;
+  },
+};
+
+// --------------------------------------------------------------------------
+// Protocol plumbing
+// --------------------------------------------------------------------------
+
+function serialize(reply) {
+  try {
+    return JSON.stringify(reply);
+  } catch (_err) {
+    // Fall back to a cycle-tolerant encoding (BigInt as string).
+    const seen = new WeakSet();
+    return JSON.stringify(reply, (_key, value) => {
+      if (typeof value === 'bigint') return value.toString();
+      if (value && typeof value === 'object') {
+        if (seen.has(value)) return '[Circular]';
+        seen.add(value);
+      }
+      return value;
+    });
+  }
+}
+
+function send(reply, callback) {
+  process.stdout.write(`${serialize(reply)}\n`, callback);
+}
+
+function errorPayload(err) {
+  if (!(err instanceof Error)) {
+    return { name: 'Error', message: String(err), code: null };
+  }
+  return {
+    name: err.name || 'Error',
+    message: err.message,
+    code: err.code === undefined ? null : err.code,
+  };
+}
+
+let shuttingDown = null;
+
+async function closeAll() {
+  const tasks = [];
+  for (const worker of workers) tasks.push(worker.close(true).catch(reportError('worker close')));
+  for (const key of Array.from(listeners.keys())) tasks.push(stopListener(key));
+  await Promise.all(tasks);
+  const closing = [];
+  for (const queue of queues.values()) closing.push(queue.close().catch(reportError('queue close')));
+  for (const producer of flowProducers.values()) closing.push(producer.close().catch(reportError('flow close')));
+  if (rawClient) closing.push(rawClient.quit().catch(() => rawClient.disconnect()));
+  await Promise.all(closing);
+  queues.clear();
+  flowProducers.clear();
+  rawClient = null;
+}
+
+function shutdown(exitCode, reply) {
+  if (!shuttingDown) {
+    // Never hang on exit: whatever happens, leave after a grace period.
+    setTimeout(() => {
+      log('forced exit: closing BullMQ objects took too long');
+      process.exit(exitCode || 1);
+    }, 10000);
+    shuttingDown = closeAll()
+      .catch(reportError('shutdown'))
+      .then(() => {
+        if (reply) send(reply, () => process.exit(exitCode));
+        else process.exit(exitCode);
+      });
+  }
+  return shuttingDown;
+}
+
+async function handleLine(line) {
+  if (!line.trim()) return;
+  let req;
+  try {
+    req = JSON.parse(line);
+  } catch (err) {
+    log(`ignoring unparsable request line: ${line.slice(0, 200)}`);
+    return;
+  }
+  const id = req && req.id !== undefined ? req.id : null;
+  if (!req || typeof req !== 'object' || typeof req.op !== 'string') {
+    send({ id, ok: false, error: { name: 'BadRequest', message: 'request must be an object with an "op" string', code: null } });
+    return;
+  }
+  if (req.op === 'close') {
+    shutdown(0, { id, ok: true, result: null });
+    return;
+  }
+  if (shuttingDown) {
+    send({ id, ok: false, error: { name: 'ShuttingDown', message: 'driver is shutting down', code: null } });
+    return;
+  }
+  const handler = Object.prototype.hasOwnProperty.call(ops, req.op) ? ops[req.op] : null;
+  if (!handler) {
+    send({ id, ok: false, error: { name: 'UnknownOp', message: `unknown op ${req.op}`, code: null } });
+    return;
+  }
+  try {
+    const result = await handler(req);
+    send({ id, ok: true, result: result === undefined ? null : result });
+  } catch (err) {
+    log(`op ${req.op} (id ${id}) failed: ${err && err.stack ? err.stack : err}`);
+    send({ id, ok: false, error: errorPayload(err) });
+  }
+}
+
+process.on('unhandledRejection', reason => {
+  log(`unhandled rejection: ${reason && reason.stack ? reason.stack : reason}`);
+});
+process.on('uncaughtException', err => {
+  log(`uncaught exception: ${err && err.stack ? err.stack : err}`);
+});
+process.on('SIGTERM', () => shutdown(0));
+process.on('SIGINT', () => shutdown(0));
+process.stdout.on('error', err => {
+  // EPIPE: the Python side went away; nothing left to talk to.
+  log(`stdout error: ${err.message}`);
+  shutdown(1);
+});
+
+const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
+input.on('line', line => {
+  handleLine(line).catch(reportError('request handling'));
+});
+input.on('close', () => {
+  // stdin EOF: the parent is gone or done with us.
+  shutdown(0);
+});
+
+log(`ready: bullmq ${BULL_VERSION} (major ${ARGS.major}) on ${BASE_CONNECTION.host}:${BASE_CONNECTION.port}`);
