@@ -80,3 +80,18 @@ def queue(connection: object, prefix: str) -> Iterator["object"]:
     q = Queue("q", connection=connection, prefix=prefix)  # type: ignore[arg-type]
     yield q
     q.close()
+
+
+@pytest.fixture
+def log_events() -> Iterator[list]:
+    """Structlog events emitted by the package during the test (logger enabled at DEBUG)."""
+    import logging
+
+    import structlog
+
+    logger = logging.getLogger("bullmq_sync")
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    with structlog.testing.capture_logs() as events:
+        yield events
+    logger.setLevel(old)

