@@ -22,11 +22,16 @@ from .errors import (
     SchedulerJobSlotsBusy,
     ScriptFailed,
     UnknownJobError,
+    UnrecoverableError,
 )
+
+# -- queue events (issue 3, part 5) --
+from .events import QueueEvent, QueueEvents
 from .job import Job
 from .keys import QueueKeys
 from .queue import Queue
 from .states import JobState
+from .worker import Worker
 
 __version__ = "0.1.0"
 
@@ -58,4 +63,10 @@ __all__ = [
     "ScriptFailed",
     "UnknownJobError",
     "__version__",
+    # -- worker (issue 4) --
+    "UnrecoverableError",
+    "Worker",
+    # -- queue events (issue 3, part 5) --
+    "QueueEvent",
+    "QueueEvents",
 ]

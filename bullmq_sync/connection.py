@@ -22,20 +22,22 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis
 import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from . import log
@@ -50,9 +52,15 @@ from .errors import (
     is_transient,
     map_redis_error,
 )
+from .keys import QueueKeys
 from .scripts import LIBRARY, Script, ScriptLibrary
 
+if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
+
 T = TypeVar("T")
+
+_SENTINEL_CLASS: Any = Sentinel
 
 DEFAULT_URL = "redis://localhost:6379"
 
@@ -70,7 +78,7 @@ def redact_url(url: str) -> str:
 
 
 class _Waiter:
-    __slots__ = ("ready", "connection")
+    __slots__ = ("connection", "ready")
 
     def __init__(self) -> None:
         self.ready = threading.Lock()
@@ -98,7 +106,7 @@ class FairConnectionPool(redis.ConnectionPool):
         self._waiters = collections.deque()
         super().reset()
 
-    def get_connection(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ARG002
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if self.pid != os.getpid():
             self._checkpid()
         waiter = None
@@ -153,6 +161,78 @@ class FairConnectionPool(redis.ConnectionPool):
             self._available_connections.append(connection)
 
 
+class FairSentinelConnectionPool(FairConnectionPool, SentinelConnectionPool):
+    """The fair pool on a Sentinel-managed primary (redis-py's SentinelConnectionPool).
+
+    Each new socket asks the sentinels where the primary is; after a failover the dead
+    primary's sockets fail, are disconnected, and reconnect to the promoted replica.
+    """
+
+
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+"""``redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[/db]``."""
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """Where the sentinels are and which monitored primary to use (see ``Connection.sentinel``)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service_name: str = "mymaster"
+    sentinel_kwargs: dict[str, Any] = field(default_factory=dict)
+    redis_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_url(cls, url: str) -> SentinelTarget:
+        """Parse ``redis+sentinel://[[user]:pass@]h1:p1,h2:p2/service[/db][?sentinel_password=]``."""
+        parts = urlsplit(url)
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        sentinels: list[tuple[str, int]] = []
+        for item in hosts.split(","):
+            host, _, port = item.strip().rpartition(":")
+            try:
+                sentinels.append((host or item.strip(), int(port) if host else 26379))
+            except ValueError:
+                raise ConfigurationError(f"bad sentinel address {item!r} in {redact_url(url)!r}") from None
+        path = [unquote(p) for p in parts.path.split("/") if p]
+        if not path or not sentinels or not all(host for host, _ in sentinels):
+            raise ConfigurationError(
+                f"Sentinel URL {redact_url(url)!r} needs sentinel addresses and a service name: "
+                "redis+sentinel://host:26379,host2:26379/mymaster"
+            )
+        redis_kwargs: dict[str, Any] = {}
+        if userinfo:
+            user, colon, password = userinfo.partition(":")
+            if user:
+                redis_kwargs["username"] = unquote(user)
+            if colon:
+                redis_kwargs["password"] = unquote(password)
+        if len(path) > 1:
+            redis_kwargs["db"] = int(path[1])
+        if parts.scheme.startswith("rediss"):
+            redis_kwargs["ssl"] = True
+        sentinel_kwargs: dict[str, Any] = {}
+        for name, value in parse_qsl(parts.query):
+            if name == "sentinel_password":
+                sentinel_kwargs["password"] = value
+            elif name == "sentinel_username":
+                sentinel_kwargs["username"] = value
+            else:
+                raise ConfigurationError(f"unsupported Sentinel URL option {name!r}")
+        return cls(tuple(sentinels), path[0], sentinel_kwargs, redis_kwargs)
+
+
+def dedicated_client(pool: redis.ConnectionPool, socket_timeout: float | None) -> redis.Redis:
+    """A one-socket client with ``pool``'s settings and no redis-py retries."""
+    kwargs = dict(pool.connection_kwargs)
+    kwargs["socket_timeout"] = socket_timeout
+    kwargs["retry"] = Retry(NoBackoff(), 0)
+    kwargs.pop("decode_responses", None)
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, max_connections=1, **kwargs)
+    )
+
+
 class _Tokens:
     """Unique call tokens: a random per-process nonce and a counter (renewed after fork)."""
 
@@ -178,11 +258,23 @@ class Connection:
     ``Connection(pool)``. A client or pool passed in is borrowed: ``close()`` leaves it open.
     ``retry_budget`` is the total time (seconds) spent retrying connection errors and
     timeouts before ``RedisUnavailable`` is raised.
+
+    Redis Cluster: ``Connection(RedisCluster(...))``, ``Connection("redis+cluster://host:port")``
+    or ``Connection("redis://host:port", cluster=True)`` return a ``ClusterConnection`` (see
+    ``bullmq_sync.cluster``). Sentinel: ``Connection.sentinel([("h", 26379)], "mymaster")`` or
+    ``Connection("redis+sentinel://h1:26379,h2:26379/mymaster")`` follow failovers.
     """
+
+    def __new__(cls, url: Any = None, *args: Any, cluster: bool = False, **kwargs: Any) -> Connection:
+        if cls is Connection and (cluster or _names_cluster(url)):
+            from .cluster import ClusterConnection
+
+            return super().__new__(ClusterConnection)
+        return super().__new__(cls)
 
     def __init__(
         self,
-        url: str | redis.Redis | redis.ConnectionPool | None = None,
+        url: str | redis.Redis | redis.ConnectionPool | RedisCluster | SentinelTarget | None = None,
         *,
         max_connections: int = 16,
         pool_timeout: float = 10.0,
@@ -191,10 +283,12 @@ class Connection:
         retry_budget: float = 10.0,
         retry_max_attempts: int = 1000,
         scripts: ScriptLibrary = LIBRARY,
+        cluster: bool = False,  # a cluster is dispatched by __new__
         **redis_kwargs: Any,
     ) -> None:
         if max_connections < 1:
             raise ConfigurationError("max_connections must be at least 1")
+        self._sentinel: Sentinel | None = None
         self._scripts = scripts
         self._closed = False
         self._owns_pool = False
@@ -210,11 +304,32 @@ class Connection:
         elif isinstance(url, redis.ConnectionPool):
             self.pool = url
             self._description = "borrowed pool"
+        elif isinstance(url, (SentinelTarget, str)) and (
+            isinstance(url, SentinelTarget) or url.startswith(SENTINEL_SCHEMES)
+        ):
+            target = url if isinstance(url, SentinelTarget) else SentinelTarget.from_url(url)
+            timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+            sentinel: Any = _SENTINEL_CLASS(
+                list(target.sentinels), sentinel_kwargs={**timeouts, **target.sentinel_kwargs}
+            )
+            self._sentinel = sentinel
+            self.pool = sentinel.master_for(
+                target.service_name,
+                connection_pool_class=FairSentinelConnectionPool,
+                max_connections=max_connections,
+                timeout=pool_timeout,
+                retry=Retry(NoBackoff(), 0),
+                **timeouts,
+                **{**target.redis_kwargs, **redis_kwargs},
+            ).connection_pool
+            self._owns_pool = True
+            where = ",".join(f"{host}:{port}" for host, port in target.sentinels)
+            self._description = f"sentinel {target.service_name} via {where}"
         elif isinstance(url, str):
             if not url.startswith(("redis://", "rediss://", "unix://")):
                 raise ConfigurationError(
-                    f"unsupported Redis URL {redact_url(url)!r}: "
-                    "use redis://, rediss:// (TLS) or unix://"
+                    f"unsupported Redis URL {redact_url(url)!r}: use redis://, rediss:// (TLS), "
+                    "unix://, redis+cluster:// or redis+sentinel://"
                 )
             self.pool = FairConnectionPool.from_url(
                 url,
@@ -236,11 +351,35 @@ class Connection:
         """A redis-py client on the same pool, for commands this package does not wrap."""
 
     @classmethod
-    def coerce(cls, value: Connection | str | redis.Redis | redis.ConnectionPool | None) -> Connection:
+    def coerce(
+        cls, value: Connection | str | redis.Redis | redis.ConnectionPool | RedisCluster | None
+    ) -> Connection:
         """``value`` if it is a Connection, else a new Connection built from it."""
         if isinstance(value, Connection):
             return value
         return cls(value)
+
+    @classmethod
+    def sentinel(
+        cls,
+        sentinels: Iterable[tuple[str, int]],
+        service_name: str = "mymaster",
+        *,
+        sentinel_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Connection:
+        """A Connection to the primary the sentinels monitor as ``service_name``, following failovers.
+
+        ``sentinel_kwargs`` go to the clients talking to the sentinels (e.g. their password);
+        every other keyword is a ``Connection`` option or a setting of the primary's sockets.
+        """
+        target = SentinelTarget(tuple((h, int(p)) for h, p in sentinels), service_name, dict(sentinel_kwargs or {}))
+        if not target.sentinels:
+            raise ConfigurationError("Connection.sentinel() needs at least one (host, port)")
+        return cls(target, **kwargs)
+
+    def check_queue_keys(self, keys: QueueKeys) -> None:
+        """Refuse a queue that cannot work on this server (a no-op except on Redis Cluster)."""
 
     def __repr__(self) -> str:
         return f"<Connection {self._description}{' closed' if self._closed else ''}>"
@@ -306,15 +445,13 @@ class Connection:
 
         return self._with_retry(lambda: _decode(self._once(attempt)))
 
-    def dedicated(self, *, socket_timeout: float | None = None) -> redis.Redis:
-        """A separate, unpooled client for blocking reads (BZPOPMIN, XREAD BLOCK)."""
+    def dedicated(self, *, socket_timeout: float | None = None, key: str | None = None) -> redis.Redis:
+        """A separate, unpooled client for blocking reads (BZPOPMIN, XREAD BLOCK).
+
+        ``key`` (a key of the queue) picks the node on Redis Cluster; it is ignored elsewhere.
+        """
         self._check_open()
-        kwargs = dict(self.pool.connection_kwargs)
-        kwargs["socket_timeout"] = socket_timeout
-        kwargs["retry"] = Retry(NoBackoff(), 0)
-        kwargs.pop("decode_responses", None)
-        pool = redis.ConnectionPool(connection_class=self.pool.connection_class, max_connections=1, **kwargs)
-        return redis.Redis(connection_pool=pool)
+        return dedicated_client(self.pool, socket_timeout)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -324,7 +461,7 @@ class Connection:
 
     def _once(self, work: Callable[[Any], T]) -> T:
         self._check_open()
-        connection = self.pool.get_connection()
+        connection: Any = self.pool.get_connection()
         try:
             if self._preloaded_pid != os.getpid():
                 self._preload(connection)
@@ -361,7 +498,7 @@ class Connection:
             return call()
         except BullMQSyncError:
             raise
-        except Exception as exc:  # noqa: BLE001 - classified right below
+        except Exception as exc:
             if not is_transient(exc):
                 raise map_redis_error(exc, attempts=1, ambiguous=False) from exc
             first = exc
@@ -380,7 +517,7 @@ class Connection:
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_delay(self.retry_budget) | stop_after_attempt(self._retry_max_attempts),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            wait=wait_random_exponential(multiplier=0.05, max=1.0),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -392,7 +529,7 @@ class Connection:
                     return call()
         except BullMQSyncError:
             raise
-        except Exception as exc:  # noqa: BLE001 - mapped to the public tree
+        except Exception as exc:
             raise map_redis_error(exc, attempts=attempts, ambiguous=True) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -425,3 +562,14 @@ def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         return {_decode(k): _decode(v) for k, v in value.items()}
     return value
+
+
+def _names_cluster(target: object) -> bool:
+    """True when ``target`` designates a Redis Cluster (without importing redis.cluster eagerly)."""
+    if isinstance(target, str):
+        return target.startswith(("redis+cluster://", "rediss+cluster://"))
+    if target is None or isinstance(target, (redis.Redis, redis.ConnectionPool, SentinelTarget)):
+        return False
+    from redis.cluster import RedisCluster
+
+    return isinstance(target, RedisCluster)

@@ -23,6 +23,9 @@ The tree::
         ├── SchedulerJobSlotsBusy      -11
         └── UnknownJobError                  any other negative code
 
+    UnrecoverableError (an Exception, not a BullMQSyncError)
+        raised by YOUR processor to fail a job at once, without its remaining attempts
+
 Each ``JobError`` carries ``code``, ``queue``, ``job_id``, ``command`` and ``state``, and its
 message matches Node BullMQ's text for the same code. No module but this one and
 ``connection.py`` (its only caller for redis-py exceptions) knows about redis-py's exceptions.
@@ -165,9 +168,7 @@ class JobBelongsToJobScheduler(JobError):
     """The job is a scheduler's current iteration (BullMQ code -8)."""
 
     code = -8
-    template = (
-        "Job {job_id} belongs to a job scheduler and cannot be removed directly. {command}"
-    )
+    template = "Job {job_id} belongs to a job scheduler and cannot be removed directly. {command}"
 
 
 class JobHasFailedChildren(JobError):
@@ -279,3 +280,10 @@ def map_redis_error(exc: BaseException, *, attempts: int, ambiguous: bool) -> Bu
             ambiguous=ambiguous,
         )
     return ScriptFailed(f"Redis error: {exc}", script="")
+
+
+# -- worker: an error users raise (issue 4) -----------------------------------------------
+
+
+class UnrecoverableError(Exception):
+    """Raise it in a Worker processor to fail the job for good, whatever attempts are left."""

@@ -139,7 +139,7 @@ class Job:
             return None
         return cls.from_hash(queue, job_id, _pairs(raw))
 
-    fromId = from_id  # noqa: N815 - BullMQ's spelling, so documented examples run as written
+    fromId = from_id
 
     def __getattr__(self, item: str) -> Any:
         alias = _CAMEL_ALIASES.get(item)
@@ -183,11 +183,15 @@ class Job:
         state other than ``failed``/``completed`` before anything is sent.
         """
         from_state = _finished_state(state)
-        flags = {"reset_attempts_made": reset_attempts_made, "reset_attempts_started": reset_attempts_started}
+        flags = {
+            "reset_attempts_made": reset_attempts_made,
+            "reset_attempts_started": reset_attempts_started,
+        }
         for name, value in (opts or {}).items():
             if name not in _RETRY_OPTION_NAMES:
                 raise InvalidArgument(
-                    f"unknown retry option {name!r}; expected resetAttemptsMade or resetAttemptsStarted"
+                    f"unknown retry option {name!r}; "
+                    "expected resetAttemptsMade or resetAttemptsStarted"
                 )
             flags[_RETRY_OPTION_NAMES[name]] = bool(value)
 
@@ -221,7 +225,9 @@ class Job:
             error = job_error(
                 reply, queue=queue.name, job_id=self.id, command="reprocessJob", state=from_state
             )
-            log.refused("job.retry_refused", queue=queue.name, job_id=self.id, code=reply, error=str(error))
+            log.refused(
+                "job.retry_refused", queue=queue.name, job_id=self.id, code=reply, error=str(error)
+            )
             raise error
 
         self.failed_reason = None
@@ -243,6 +249,74 @@ class Job:
             replayed=len(reply) > 2,
             elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
         )
+
+    # -- reading and managing one job (issue 3: getters.py, job_ops.py) --------------------
+
+    def get_state(self) -> JobState:
+        """Where this job is now (``JobState.UNKNOWN`` if nowhere)."""
+        from . import getters
+
+        return getters.get_job_state(self.queue, self.id)
+
+    def refresh(self) -> bool:
+        """Reload every field from Redis; False (unchanged) if the job no longer exists."""
+        from . import getters
+
+        return getters.refresh(self)
+
+    def get_logs(self, start: int = 0, end: int = -1, asc: bool = True) -> list[str]:
+        """The job's log rows (oldest first unless ``asc=False``)."""
+        from . import getters
+
+        return getters.get_job_logs(self.queue, self.id, start, end, asc)[0]
+
+    def promote(self) -> None:
+        """Move this delayed job to waiting now."""
+        from . import job_ops
+
+        job_ops.promote(self)
+
+    def change_delay(self, delay: int) -> None:
+        """Re-time this delayed job to run ``delay`` ms from now."""
+        from . import job_ops
+
+        job_ops.change_delay(self, delay)
+
+    def change_priority(self, priority: int = 0, lifo: bool = False) -> None:
+        """Give this job a new priority (re-queued if it is waiting)."""
+        from . import job_ops
+
+        job_ops.change_priority(self, priority, lifo)
+
+    def update_data(self, data: Any) -> None:
+        """Replace this job's data."""
+        from . import job_ops
+
+        job_ops.update_data(self, data)
+
+    def update_progress(self, progress: Any) -> None:
+        """Store progress (number or dict) and emit a ``progress`` event."""
+        from . import job_ops
+
+        job_ops.update_progress(self, progress)
+
+    def log(self, row: str) -> int:
+        """Append a log row; returns how many rows are kept."""
+        from . import job_ops
+
+        return job_ops.add_log(self, row)
+
+    def remove(self, remove_children: bool = True) -> bool:
+        """Delete this job (and its children); False when a worker holds its lock."""
+        from . import job_ops
+
+        return job_ops.remove(self, remove_children)
+
+    getState = get_state
+    updateData = update_data
+    updateProgress = update_progress
+    changeDelay = change_delay
+    changePriority = change_priority
 
     def to_dict(self) -> dict[str, Any]:
         """The job in the shape of Node BullMQ's ``job.toJSON()`` (camelCase keys)."""
@@ -271,6 +345,24 @@ class Job:
             "queueQualifiedName": self.queue_qualified_name,
         }
 
+    # -- display (issue 5: display.py) ----------------------------------------------------
+
+    def __repr__(self) -> str:
+        from . import display
+
+        return display.job_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a table of state, attempts, dates, failed reason, data (escaped)."""
+        from . import display
+        from .errors import BullMQSyncError
+
+        try:
+            state: str | None = str(self.get_state())
+        except BullMQSyncError:
+            state = None
+        return display.job_html(self, state)
+
 
 def _finished_state(state: str | JobState) -> str:
     try:
@@ -289,4 +381,4 @@ def _finished_state(state: str | JobState) -> str:
 def _pairs(flat: Any) -> dict[str, str]:
     if isinstance(flat, dict):
         return flat
-    return dict(zip(flat[::2], flat[1::2]))
+    return dict(zip(flat[::2], flat[1::2], strict=False))

@@ -40,6 +40,9 @@ reply learns the real outcome instead of applying the transition twice. The segm
 a colon, so it can never be mistaken for a BullMQ job id.
 """
 
+MAX_JOB_ID_LENGTH = 1024
+"""The longest job id accepted (BullMQ sets no limit; ours keeps keys reasonable)."""
+
 _HASH_TAG = re.compile(r"\{([^}]*)\}")
 
 
@@ -57,8 +60,10 @@ def validate_job_id(job_id: object) -> str:
     text = str(job_id)
     if not text:
         raise InvalidArgument("job id must not be empty")
-    if len(text) > 1024:
-        raise InvalidArgument(f"job id is {len(text)} characters long; the limit is 1024")
+    if len(text) > MAX_JOB_ID_LENGTH:
+        raise InvalidArgument(
+            f"job id is {len(text)} characters long; the limit is {MAX_JOB_ID_LENGTH}"
+        )
     return text
 
 

@@ -31,7 +31,9 @@ def transition(
 ) -> None:
     """Log one job state transition, e.g. ``job.retried`` from ``failed`` to ``waiting``."""
     if STDLIB_LOGGER.isEnabledFor(logging.INFO):
-        _log.info(event, queue=queue, job_id=job_id, from_state=from_state, to_state=to_state, **fields)
+        _log.info(
+            event, queue=queue, job_id=job_id, from_state=from_state, to_state=to_state, **fields
+        )
 
 
 def refused(event: str, *, queue: str, job_id: str, code: int, error: str, **fields: Any) -> None:

@@ -7,7 +7,14 @@ module is the only one that knows them.
 from __future__ import annotations
 
 import json
+import math as _math
+import time as _time
+from collections.abc import Mapping as _Mapping
+from dataclasses import dataclass as _dataclass
 from typing import Any
+
+from .errors import InvalidArgument as _InvalidArgument
+from .keys import validate_job_id as _validate_job_id
 
 SHORT_TO_LONG = {
     "de": "deduplication",
@@ -32,9 +39,252 @@ def decode_stored_opts(raw: str | None) -> dict[str, Any]:
         return {}
     if not isinstance(stored, dict):
         return {}
-    return {SHORT_TO_LONG.get(key, key): value for key, value in stored.items()}
+    return {SHORT_TO_LONG.get(str(key), str(key)): value for key, value in stored.items()}
 
 
 def encode_stored_opts(opts: dict[str, Any]) -> dict[str, Any]:
     """Public option names -> the short keys BullMQ stores."""
     return {LONG_TO_SHORT.get(key, key): value for key, value in opts.items()}
+
+
+# -- job options for adding jobs (producer side) ------------------------------------------
+# Everything below turns the options a caller gives ``Queue.add`` (snake_case keywords, or
+# BullMQ's camelCase opts dict, over the queue's default job options) into what BullMQ
+# stores: the ``opts`` JSON (short keys), and the ``delay``/``priority``/``timestamp`` fields.
+
+PRIORITY_LIMIT = 2**21 - 1
+"""The highest priority BullMQ accepts (lower numbers run first, 0 = no priority)."""
+
+BACKOFF_TYPES = frozenset({"fixed", "exponential"})
+"""Backoff strategies every BullMQ worker knows."""
+
+SNAKE_TO_OPTION = {
+    "job_id": "jobId",
+    "delay": "delay",
+    "priority": "priority",
+    "lifo": "lifo",
+    "attempts": "attempts",
+    "backoff": "backoff",
+    "remove_on_complete": "removeOnComplete",
+    "remove_on_fail": "removeOnFail",
+    "timestamp": "timestamp",
+    "parent": "parent",
+    "keep_logs": "keepLogs",
+    "stack_trace_limit": "stackTraceLimit",
+    "size_limit": "sizeLimit",
+    "fail_parent_on_failure": "failParentOnFailure",
+    "continue_parent_on_failure": "continueParentOnFailure",
+    "ignore_dependency_on_failure": "ignoreDependencyOnFailure",
+    "remove_dependency_on_failure": "removeDependencyOnFailure",
+}
+"""Our keyword names -> BullMQ's public option names."""
+
+SUPPORTED_OPTIONS = frozenset(SNAKE_TO_OPTION.values())
+_PARENT_POLICIES = (
+    "failParentOnFailure",
+    "continueParentOnFailure",
+    "ignoreDependencyOnFailure",
+    "removeDependencyOnFailure",
+)
+_POLICY_FLAG = {
+    "failParentOnFailure": "fpof",
+    "continueParentOnFailure": "cpof",
+    "ignoreDependencyOnFailure": "idof",
+    "removeDependencyOnFailure": "rdof",
+}
+
+
+@_dataclass(frozen=True)
+class PreparedJob:
+    """One job ready to be stored: validated, encoded, nothing left to decide."""
+
+    name: str
+    data: object
+    data_json: str
+    opts: dict[str, object]
+    opts_json: str
+    timestamp: int
+    delay: int
+    priority: int
+    lifo: bool
+    custom_id: str | None
+    parent_key: str | None
+    parent_json: str | None
+
+
+def normalize_job_options(opts: _Mapping[str, object] | None) -> dict[str, object]:
+    """An opts mapping in either spelling -> BullMQ's public (camelCase) names, None dropped."""
+    out: dict[str, object] = {}
+    for key, value in (opts or {}).items():
+        if not isinstance(key, str):
+            raise _InvalidArgument(f"job option names must be strings, got {key!r}")
+        name = SNAKE_TO_OPTION.get(key, SHORT_TO_LONG.get(key, key))
+        if name not in SUPPORTED_OPTIONS:
+            raise _InvalidArgument(f"unsupported job option {key!r}")
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _whole(name: str, value: object, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _InvalidArgument(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, float) and (not _math.isfinite(value) or value != int(value)):
+        raise _InvalidArgument(f"{name} must be a whole number, got {value!r}")
+    number = int(value)
+    if number < low or (high is not None and number > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise _InvalidArgument(f"{name} must be {bound}, got {value!r}")
+    return number
+
+
+def _backoff(value: object) -> dict[str, object]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"type": "fixed", "delay": _whole("backoff", value, 0)}
+    if not isinstance(value, _Mapping):
+        raise _InvalidArgument(f"backoff must be a number of ms or a dict, got {value!r}")
+    unknown = set(value) - {"type", "delay", "jitter"}
+    if unknown:
+        raise _InvalidArgument(f"unknown backoff field(s): {', '.join(sorted(map(str, unknown)))}")
+    kind = value.get("type")
+    if kind not in BACKOFF_TYPES:
+        raise _InvalidArgument(f"backoff type must be 'fixed' or 'exponential', got {kind!r}")
+    out: dict[str, object] = {"type": kind}
+    if value.get("delay") is not None:
+        out["delay"] = _whole("backoff delay", value["delay"], 0)
+    jitter = value.get("jitter")
+    if jitter is not None:
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
+            raise _InvalidArgument(f"backoff jitter must be between 0 and 1, got {jitter!r}")
+        out["jitter"] = jitter
+    return out
+
+
+def _keep_policy(name: str, value: object) -> object:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return _whole(name, value, 0)
+    if isinstance(value, _Mapping):
+        unknown = set(value) - {"count", "age", "limit"}
+        if unknown or not value:
+            raise _InvalidArgument(f"{name} accepts count, age and limit, got {dict(value)!r}")
+        return {
+            str(k): _whole(f"{name}.{k}", v, -1 if k == "count" else 0) for k, v in value.items()
+        }
+    raise _InvalidArgument(f"{name} must be a bool, a count or a dict, got {value!r}")
+
+
+def validate_custom_job_id(job_id: object) -> str:
+    """A custom job id as BullMQ's Queue.add accepts it, else ``InvalidArgument``."""
+    text = _validate_job_id(job_id)
+    if text == "0" or text.startswith("0:"):
+        raise _InvalidArgument("job id cannot be '0' or start with '0:'")
+    if _is_js_integer_text(text):
+        raise _InvalidArgument(f"custom job id cannot be an integer ({text!r}), as in BullMQ")
+    if ":" in text and len(text.split(":")) != 3:
+        raise _InvalidArgument(f"custom job id cannot contain ':' ({text!r}), as in BullMQ")
+    return text
+
+
+def _is_js_integer_text(text: str) -> bool:
+    """True when JavaScript's ``String(parseInt(text, 10)) === text`` (Node's integer test)."""
+    digits = text.removeprefix("-")
+    if not digits.isdigit() or not digits.isascii():
+        return False
+    return text == str(int(text)) and abs(int(text)) < 10**21
+
+
+def _parent(value: object) -> tuple[dict[str, object], str]:
+    if not isinstance(value, _Mapping) or "id" not in value or "queue" not in value:
+        raise _InvalidArgument(f"parent must be {{'id', 'queue'}}: {value!r}")
+    parent_id, queue = value["id"], value["queue"]
+    if not (isinstance(parent_id, str) and parent_id and isinstance(queue, str) and ":" in queue):
+        raise _InvalidArgument(f"parent needs an id and a '<prefix>:<queue>': {value!r}")
+    return {"id": parent_id, "queue": queue}, f"{queue}:{parent_id}"
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def prepare_job(
+    name: str,
+    data: object,
+    options: _Mapping[str, object],
+    defaults: _Mapping[str, object] | None = None,
+    *,
+    now_ms: int | None = None,
+) -> PreparedJob:
+    """Validate and encode one job (``options`` over ``defaults``, both public names)."""
+    if not isinstance(name, str):
+        raise _InvalidArgument(f"job name must be a string, got {type(name).__name__}")
+    given = normalize_job_options(defaults)
+    given.update(normalize_job_options(options))
+    merged: dict[str, object] = {"attempts": 0}
+    merged.update(given)
+    merged.pop("jobId", None)
+    custom = options.get("jobId", options.get("job_id"))
+    custom_id = validate_custom_job_id(custom) if custom is not None else None
+
+    try:
+        data_json = _dumps({} if data is None else data)
+    except (TypeError, ValueError) as exc:
+        raise _InvalidArgument(f"job data must be JSON-serialisable: {exc}") from None
+
+    merged["attempts"] = _whole("attempts", merged["attempts"], 1 if "attempts" in given else 0)
+    delay = _whole("delay", merged.get("delay", 0), 0)
+    priority = _whole("priority", merged.get("priority", 0), 0, PRIORITY_LIMIT)
+    lifo = merged.get("lifo", False)
+    if not isinstance(lifo, bool):
+        raise _InvalidArgument(f"lifo must be a bool, got {lifo!r}")
+    if "backoff" in merged:
+        merged["backoff"] = _backoff(merged["backoff"])
+    for keep in ("removeOnComplete", "removeOnFail"):
+        if keep in merged:
+            merged[keep] = _keep_policy(keep, merged[keep])
+    for number in ("keepLogs", "stackTraceLimit", "sizeLimit"):
+        if number in merged:
+            merged[number] = _whole(number, merged[number], 0)
+    timestamp_given = merged.get("timestamp")
+    timestamp = (
+        _whole("timestamp", timestamp_given, 0)
+        if timestamp_given is not None
+        else (now_ms if now_ms is not None else int(_time.time() * 1000))
+    )
+    size_limit = merged.get("sizeLimit")
+    if isinstance(size_limit, int) and size_limit and len(data_json.encode("utf-8")) > size_limit:
+        raise _InvalidArgument(f"the size of job {name} exceeds the limit {size_limit} bytes")
+
+    policies = [p for p in _PARENT_POLICIES if merged.get(p)]
+    if len(policies) > 1:
+        raise _InvalidArgument(f"these options cannot be used together: {', '.join(policies)}")
+    parent_key = parent_json = None
+    if "parent" in merged:
+        parent_opt, parent_key = _parent(merged["parent"])
+        merged["parent"] = parent_opt
+        stored_parent: dict[str, object] = {"id": parent_opt["id"], "queueKey": parent_opt["queue"]}
+        for policy in policies:
+            stored_parent[_POLICY_FLAG[policy]] = True
+        parent_json = _dumps(stored_parent)
+    if custom_id is not None:
+        merged["jobId"] = custom_id
+    stored = encode_stored_opts(merged)
+    try:
+        opts_json = _dumps(stored)
+    except (TypeError, ValueError) as exc:
+        raise _InvalidArgument(f"job options must be JSON-serialisable: {exc}") from None
+    return PreparedJob(
+        name=name,
+        data=({} if data is None else data),
+        data_json=data_json,
+        opts=merged,
+        opts_json=opts_json,
+        timestamp=timestamp,
+        delay=delay,
+        priority=priority,
+        lifo=lifo,
+        custom_id=custom_id,
+        parent_key=parent_key,
+        parent_json=parent_json,
+    )

@@ -82,7 +82,7 @@ class ScriptLibrary:
             if fragment in seen:
                 return ""
             seen.add(fragment)
-            text = self.root.joinpath("includes", f"{fragment}.lua").read_text("utf-8")
+            text = self.root.joinpath("includes").joinpath(f"{fragment}.lua").read_text("utf-8")
             return self._expand(text, seen)
 
         return _INCLUDE.sub(replace, source)

@@ -14,7 +14,8 @@
  * arrive out of order.  Nothing but replies is ever written to stdout: all
  * diagnostics go to stderr.
  *
- * Usage: node driver.js --url redis://127.0.0.1:PORT [--major 5|6]
+ * Usage: node driver.js --url redis://127.0.0.1:PORT [--major 5|6] [--cluster]
+ *        (--cluster, or a redis+cluster:// URL: talk to a Redis Cluster via ioredis Cluster)
  */
 'use strict';
 
@@ -45,6 +46,8 @@ function parseArgs(argv) {
       out.url = value();
     } else if (key === '--major') {
       out.major = Number(value());
+    } else if (key === '--cluster') {
+      out.cluster = true;
     } else {
       throw new Error(`unknown argument ${arg}`);
     }
@@ -89,9 +92,22 @@ function connectionFromUrl(url) {
   return conn;
 }
 
-const BASE_CONNECTION = connectionFromUrl(ARGS.url);
+const BASE_CONNECTION = connectionFromUrl(ARGS.url.replace(/^(rediss?)\+cluster:/, '$1:'));
 // Each BullMQ object gets its own copy: they create their own clients.
-const connection = () => Object.assign({}, BASE_CONNECTION);
+let connection = () => Object.assign({}, BASE_CONNECTION);
+
+// ---- Redis Cluster mode (bullmq-sync issue 6) -------------------------------
+// With --cluster or a redis+cluster:// URL every BullMQ object gets its own
+// ioredis Cluster seeded with the URL's node (queues must be hash-tagged).
+const CLUSTER_MODE = Boolean(ARGS.cluster) || /^rediss?\+cluster:/.test(ARGS.url);
+function newCluster(redisOptions) {
+  const { host, port, ...rest } = BASE_CONNECTION;
+  return new IORedis.Cluster([{ host, port }], { redisOptions: Object.assign({}, rest, redisOptions) });
+}
+if (CLUSTER_MODE) {
+  connection = () => newCluster({ maxRetriesPerRequest: null });
+}
+// ---- end of Redis Cluster mode ----------------------------------------------
 
 // --------------------------------------------------------------------------
 // Object caches
@@ -132,7 +148,9 @@ function getFlowProducer(prefix) {
 
 function getRawClient() {
   if (!rawClient) {
-    rawClient = new IORedis(Object.assign(connection(), { maxRetriesPerRequest: 3 }));
+    rawClient = CLUSTER_MODE
+      ? newCluster({ maxRetriesPerRequest: 3 })
+      : new IORedis(Object.assign(connection(), { maxRetriesPerRequest: 3 }));
     rawClient.on('error', reportError('raw client'));
   }
   return rawClient;

@@ -1,0 +1,171 @@
+"""Reading a queue: jobs by id or by state, counts, states, logs. Reads only, no transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidArgument
+from .job import Job
+from .keys import validate_job_id
+from .states import JobState
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+DEFAULT_TYPES = (
+    "active",
+    "completed",
+    "delayed",
+    "failed",
+    "prioritized",
+    "waiting",
+    "waiting-children",
+)
+"""BullMQ 6's job types when none are asked for."""
+
+_LISTS = frozenset({"wait", "paused", "active"})
+_ALIASES = {"wait": "waiting"}
+_KNOWN = frozenset(DEFAULT_TYPES) | {"wait", "paused"}
+
+
+def job_types(types: Iterable[str | JobState] | str | JobState | None) -> list[str]:
+    """Requested types as BullMQ's names, deduplicated in order; all of them when empty."""
+    if types is None:
+        return list(DEFAULT_TYPES)
+    if isinstance(types, (str, JobState)):
+        types = [types]
+    out: list[str] = []
+    for item in types:
+        name = item.value if isinstance(item, JobState) else item
+        if not isinstance(name, str) or name not in _KNOWN:
+            raise InvalidArgument(f"unknown job type {item!r}; expected one of {sorted(_KNOWN)}")
+        if name not in out:
+            out.append(name)
+    return out or list(DEFAULT_TYPES)
+
+
+def _structures(job_type: str, ascending: bool) -> list[str]:
+    """Redis structures holding a type. Waiting includes a legacy v5 ``paused`` list."""
+    if job_type in ("waiting", "wait"):
+        # A legacy list runs before wait (resume appends it at the tail): it is the older one.
+        return ["paused", "wait"] if ascending else ["wait", "paused"]
+    return [job_type]
+
+
+def get_job_counts(queue: Queue, *types: str | JobState) -> dict[str, int]:
+    """Counts per type, read in one round trip."""
+    names = job_types(types or None)
+    commands: list[tuple[str, ...]] = []
+    spans: list[int] = []
+    for name in names:
+        structures = _structures(name, True)
+        spans.append(len(structures))
+        for structure in structures:
+            key = queue.keys.state(structure)
+            commands.append(("LLEN", key) if structure in _LISTS else ("ZCARD", key))
+    replies = iter(queue.connection.pipeline(commands))
+    return {
+        name: sum(int(next(replies)) for _ in range(span))
+        for name, span in zip(names, spans, strict=True)
+    }
+
+
+def get_job_count_by_types(queue: Queue, *types: str | JobState) -> int:
+    """The sum of the counts of these types."""
+    return sum(get_job_counts(queue, *types).values())
+
+
+def count(queue: Queue) -> int:
+    """Jobs still to be processed: waiting, delayed, prioritized and waiting-children."""
+    return get_job_count_by_types(queue, "waiting", "delayed", "prioritized", "waiting-children")
+
+
+def _index(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def get_jobs(
+    queue: Queue,
+    types: Iterable[str | JobState] | str | JobState | None = None,
+    start: int = 0,
+    end: int = -1,
+    asc: bool = False,
+) -> list[Job]:
+    """Jobs of the given types, each type paged by ``start``..``end`` (inclusive), atomically."""
+    names = job_types(types)
+    first, last = _index(start, "start"), _index(end, "end")
+    structures: list[str] = []
+    for name in names:
+        for structure in _structures(name, asc):
+            if structure not in structures:
+                structures.append(structure)
+    reply = queue.connection.run_script(
+        "getJobsInStates", (queue.keys.base,), (first, last, "1" if asc else "0", *structures)
+    )
+    seen: set[str] = set()
+    jobs: list[Job] = []
+    for entries in reply:
+        for job_id, flat in entries:
+            if job_id in seen:
+                continue
+            seen.add(job_id)
+            jobs.append(Job.from_hash(queue, job_id, dict(zip(flat[::2], flat[1::2], strict=True))))
+    return jobs
+
+
+def get_job_state(queue: Queue, job_id: str | int) -> JobState:
+    """The state of a job (``JobState.UNKNOWN`` when it is in none)."""
+    job_id = validate_job_id(job_id)
+    keys = queue.keys
+    state = queue.connection.run_script(
+        "getJobState",
+        (
+            keys.completed,
+            keys.failed,
+            keys.delayed,
+            keys.prioritized,
+            keys.active,
+            keys.wait,
+            keys.paused,
+            keys.waiting_children,
+        ),
+        (job_id,),
+    )
+    return JobState(state)
+
+
+def get_job_logs(
+    queue: Queue, job_id: str | int, start: int = 0, end: int = -1, asc: bool = True
+) -> tuple[list[str], int]:
+    """A page of a job's log rows (oldest first unless ``asc=False``) and their total count."""
+    job_id = validate_job_id(job_id)
+    first, last = _index(start, "start"), _index(end, "end")
+    key = queue.keys.job_sub(job_id, "logs")
+    if asc:
+        page_cmd: Sequence[Any] = ("LRANGE", key, first, last)
+    else:
+        page_cmd = ("LRANGE", key, -(last + 1), -(first + 1))
+    rows, total = queue.connection.pipeline([page_cmd, ("LLEN", key)])
+    rows = list(rows)
+    if not asc:
+        rows.reverse()
+    return rows, int(total)
+
+
+def refresh(job: Job) -> bool:
+    """Reload a job's fields from Redis in place; False (unchanged) when it no longer exists."""
+    raw = job.queue.connection.execute("HGETALL", job.key)
+    if not raw:
+        return False
+    fresh = Job.from_hash(
+        job.queue,
+        job.id,
+        raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2], strict=True)),
+    )
+    for name in fresh.__dataclass_fields__:
+        if name != "queue":
+            setattr(job, name, getattr(fresh, name))
+    return True

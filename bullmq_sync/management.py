@@ -1,0 +1,214 @@
+"""Queue-wide operations: bulk retry and promotion (in bounded batches), pause/resume,
+drain, clean and obliterate. Each script call is one atomic, exactly-once step."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from . import log
+from .errors import InvalidArgument
+from .job import OUTCOME_TTL_MS
+from .states import JobState
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+ProgressCallback = Callable[[int], None]
+
+_RETRYABLE = frozenset({"failed", "completed"})
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _move_back(
+    queue: Queue, state: str, batch: int, cutoff: str, progress: ProgressCallback | None
+) -> int:
+    keys = queue.keys
+    total = 0
+    batches = 0
+    started = time.perf_counter()
+    while True:
+        reply = queue.connection.run_script(
+            "moveJobsBackToWait",
+            (
+                keys.state(state),
+                keys.wait,
+                keys.meta,
+                keys.active,
+                keys.marker,
+                keys.events,
+                keys.op(queue.next_token()),
+            ),
+            (keys.base, batch, cutoff, state, OUTCOME_TTL_MS),
+        )
+        moved = int(reply[0])
+        total += moved
+        batches += 1
+        if moved and progress is not None:
+            progress(total)
+        if moved < batch:
+            break
+    log.event(
+        "queue.jobs_retried" if state != "delayed" else "queue.jobs_promoted",
+        level=logging.INFO,
+        queue=queue.name,
+        from_state=state,
+        to_state="waiting",
+        count=total,
+        batches=batches,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+    )
+    return total
+
+
+def retry_jobs(
+    queue: Queue,
+    state: str | JobState = "failed",
+    count: int = 1000,
+    timestamp: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> int:
+    """Move every failed (or completed) job finished at or before ``timestamp`` back to wait."""
+    name = state.value if isinstance(state, JobState) else state
+    if name not in _RETRYABLE:
+        raise InvalidArgument(f"retry_jobs state must be 'failed' or 'completed', got {state!r}")
+    batch = _positive("count", count)
+    if timestamp is None:
+        timestamp = int(time.time() * 1000)
+    elif isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
+        raise InvalidArgument(f"timestamp must be a non-negative integer (ms), got {timestamp!r}")
+    return _move_back(queue, name, batch, str(timestamp), progress)
+
+
+def promote_jobs(queue: Queue, count: int = 1000, progress: ProgressCallback | None = None) -> int:
+    """Move every delayed job to wait now (oldest due first)."""
+    return _move_back(queue, "delayed", _positive("count", count), "+inf", progress)
+
+
+# -- pause / resume / drain / clean / obliterate ------------------------------------------
+
+CLEANABLE = frozenset({"completed", "failed", "delayed", "prioritized", "wait", "paused", "active"})
+_CLEAN_ALIASES = {"waiting": "wait"}
+CLEAN_BATCH = 10_000
+OBLITERATE_BATCH = 1000
+
+
+def _pause_script(queue: Queue, action: str) -> int:
+    keys = queue.keys
+    return int(
+        queue.connection.run_script(
+            "pauseQueue",
+            (
+                keys.meta,
+                keys.marker,
+                keys.events,
+                keys.wait,
+                keys.paused,
+                keys.prioritized,
+                keys.delayed,
+            ),
+            (action,),
+        )
+    )
+
+
+def pause(queue: Queue) -> None:
+    """Pause the queue: workers take no new jobs; jobs keep arriving in wait (BullMQ 6)."""
+    _pause_script(queue, "pause")
+    log.event("queue.paused", queue=queue.name)
+
+
+def resume(queue: Queue) -> None:
+    """Resume the queue, merging a legacy BullMQ 5 ``paused`` list into wait."""
+    merged = _pause_script(queue, "resume")
+    log.event("queue.resumed", queue=queue.name, legacy_merged=merged)
+
+
+def is_paused(queue: Queue) -> bool:
+    """True when the queue's meta has the ``paused`` field."""
+    return bool(queue.connection.execute("HEXISTS", queue.keys.meta, "paused"))
+
+
+def _purge(queue: Queue, args: tuple[object, ...]) -> object:
+    keys = queue.keys
+    reply = queue.connection.run_script(
+        "purgeJobs",
+        (keys.events, keys.repeat, keys.op(queue.next_token())),
+        (keys.base, args[0], int(time.time() * 1000), OUTCOME_TTL_MS, *args[1:]),
+    )
+    return reply[0]
+
+
+def drain(queue: Queue, delayed: bool = False) -> int:
+    """Delete every waiting and prioritized job (and delayed ones if asked); no events."""
+    reply = _purge(queue, ("drain", "1" if delayed else "0"))
+    assert isinstance(reply, int)
+    count = reply
+    log.event("queue.drained", queue=queue.name, count=count, delayed=delayed)
+    return count
+
+
+def clean(
+    queue: Queue, grace: int, limit: int = 0, state: str | JobState = "completed"
+) -> list[str]:
+    """Delete up to ``limit`` (0 = all) jobs of a state older than ``grace`` ms; their ids."""
+    name = state.value if isinstance(state, JobState) else state
+    name = _CLEAN_ALIASES.get(name, name)
+    if name not in CLEANABLE:
+        raise InvalidArgument(f"clean state must be one of {sorted(CLEANABLE)}, got {state!r}")
+    if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
+        raise InvalidArgument(f"grace must be a non-negative number of ms, got {grace!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidArgument(f"limit must be a non-negative integer, got {limit!r}")
+    cutoff = int(time.time() * 1000) - grace
+    removed: list[str] = []
+    while True:
+        budget = CLEAN_BATCH if limit == 0 else min(CLEAN_BATCH, limit - len(removed))
+        ids = _purge(queue, ("clean", name, cutoff, budget))
+        assert isinstance(ids, list)
+        removed.extend(str(i) for i in ids)
+        if len(ids) < budget or (limit and len(removed) >= limit):
+            break
+    log.event("queue.cleaned", queue=queue.name, state=name, count=len(removed))
+    return removed
+
+
+def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH) -> None:
+    """Pause, then delete the whole queue in bounded steps; refuses with active jobs unless
+    ``force``."""
+    batch = _positive("count", count)
+    pause(queue)
+    keys = queue.keys
+    while True:
+        reply = int(
+            queue.connection.run_script(
+                "obliterateQueue",
+                (keys.meta, keys.active),
+                (keys.base, batch, "1" if force else "0"),
+            )
+        )
+        if reply == -2:
+            raise InvalidArgument("Cannot obliterate queue with active jobs (use force=True)")
+        if reply <= 0:
+            break
+    _drop_outcome_keys(queue)
+    log.event("queue.obliterated", queue=queue.name, force=force)
+
+
+def _drop_outcome_keys(queue: Queue) -> None:
+    """Our short-lived call-outcome keys of the queue (they would expire on their own)."""
+    cursor = "0"
+    pattern = queue.keys.op("*")
+    while True:
+        cursor, found = queue.connection.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+        if found:
+            queue.connection.execute("UNLINK", *found)
+        if str(cursor) == "0":
+            break

@@ -1,0 +1,165 @@
+"""Putting jobs into a queue: ``Queue.add`` and ``Queue.add_bulk`` (one script call each)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import log
+from .errors import InvalidArgument, job_error
+from .job import OUTCOME_TTL_MS, Job
+from .options import PreparedJob, prepare_job
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+ADD_COMMAND = "addJob"
+
+
+def _args(job: PreparedJob) -> tuple[Any, ...]:
+    return (
+        job.custom_id or "",
+        job.name,
+        job.timestamp,
+        job.data_json,
+        job.opts_json,
+        job.delay,
+        job.priority,
+        "1" if job.lifo else "0",
+        job.parent_key or "",
+        job.parent_json or "",
+    )
+
+
+def bulk_entry(entry: Any) -> tuple[str, Any, Mapping[str, Any]]:
+    """One ``add_bulk`` item: ``{"name", "data", "opts"}`` or a ``(name, data[, opts])`` tuple."""
+    if isinstance(entry, Mapping):
+        unknown = set(entry) - {"name", "data", "opts"}
+        if unknown or "name" not in entry:
+            raise InvalidArgument(
+                f"a bulk job is {{'name', 'data', 'opts'}}, got keys {sorted(entry)}"
+            )
+        return entry["name"], entry.get("data"), entry.get("opts") or {}
+    if isinstance(entry, (tuple, list)) and 1 <= len(entry) <= 3:
+        name, data, opts = (*entry, None, None)[:3]
+        return name, data, opts or {}
+    raise InvalidArgument(f"a bulk job is a dict or a (name, data, opts) tuple, got {entry!r}")
+
+
+def prepare(
+    queue: Queue, name: str, data: Any, opts: Mapping[str, Any] | None, overrides: Mapping[str, Any]
+) -> PreparedJob:
+    """Merge an opts dict, keyword overrides and the queue defaults; validate; encode."""
+    if opts is not None and not isinstance(opts, Mapping):
+        raise InvalidArgument(f"opts must be a dict of job options, got {type(opts).__name__}")
+    merged: dict[str, Any] = dict(opts or {})
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    if "parent" in merged and isinstance(merged["parent"], Job):
+        parent_job = merged["parent"]
+        merged["parent"] = {"id": parent_job.id, "queue": parent_job.queue.qualified_name}
+    return prepare_job(name, data, merged, queue.default_job_options)
+
+
+def add_prepared(queue: Queue, jobs: Sequence[PreparedJob]) -> list[Job]:
+    """Store prepared jobs atomically with one script call; the Jobs as stored."""
+    if not jobs:
+        return []
+    keys = queue.keys
+    args: list[Any] = [keys.base, OUTCOME_TTL_MS, int(time.time() * 1000)]
+    for job in jobs:
+        args.extend(_args(job))
+    started = time.perf_counter()
+    reply = queue.connection.run_script(
+        "addJobs",
+        (
+            keys.wait,
+            keys.meta,
+            keys.id,
+            keys.delayed,
+            keys.prioritized,
+            keys.pc,
+            keys.events,
+            keys.marker,
+            keys.active,
+            keys.completed,
+            keys.op(queue.next_token()),
+        ),
+        args,
+    )
+    status = int(reply[0])
+    if status < 0:
+        failed = jobs[int(reply[1]) - 1]
+        error = job_error(
+            status,
+            queue=queue.name,
+            job_id=failed.custom_id or "",
+            command=ADD_COMMAND,
+            parent_key=failed.parent_key,
+        )
+        log.refused(
+            "job.add_refused",
+            queue=queue.name,
+            job_id=failed.custom_id or "",
+            code=status,
+            error=str(error),
+        )
+        raise error
+    ids: list[str] = [str(i) for i in reply[1]]
+    duplicates = {int(i) - 1 for i in reply[2]}
+    elapsed = round((time.perf_counter() - started) * 1000, 3)
+    result = []
+    for index, (job, job_id) in enumerate(zip(jobs, ids, strict=True)):
+        result.append(_job(queue, job, job_id))
+        duplicated = index in duplicates
+        to_state = _landing(job)
+        log.transition(
+            "job.duplicated" if duplicated else "job.added",
+            queue=queue.name,
+            job_id=job_id,
+            from_state=None,
+            to_state=None if duplicated else to_state,
+            replayed=status == 1,
+            bulk=len(jobs) if len(jobs) > 1 else None,
+            elapsed_ms=elapsed,
+        )
+    return result
+
+
+def _landing(job: PreparedJob) -> str:
+    if job.delay > 0:
+        return "delayed"
+    return "prioritized" if job.priority > 0 else "waiting"
+
+
+def _job(queue: Queue, job: PreparedJob, job_id: str) -> Job:
+    parent = None
+    if job.parent_json is not None:
+        opt = job.opts["parent"]
+        assert isinstance(opt, dict)
+        parent = {"id": opt["id"], "queueKey": opt["queue"]}
+    return Job(
+        queue=queue,
+        id=job_id,
+        name=job.name,
+        data=job.data,
+        opts=dict(job.opts),
+        timestamp=job.timestamp,
+        delay=job.delay,
+        priority=job.priority,
+        parent_key=job.parent_key,
+        parent=parent,
+    )
+
+
+def add(
+    queue: Queue, name: str, data: Any, opts: Mapping[str, Any] | None, overrides: Mapping[str, Any]
+) -> Job:
+    """``Queue.add``: one job, one script call."""
+    return add_prepared(queue, [prepare(queue, name, data, opts, overrides)])[0]
+
+
+def add_bulk(queue: Queue, entries: Iterable[Any]) -> list[Job]:
+    """``Queue.add_bulk``: every job validated first, then all stored in one script call."""
+    prepared = [prepare(queue, *bulk_entry(entry), {}) for entry in entries]
+    return add_prepared(queue, prepared)

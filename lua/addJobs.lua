@@ -1,0 +1,146 @@
+--[[ addJobs: Queue.add / Queue.addBulk - store one or many new jobs in a single atomic call.
+
+  KEYS[1]  wait list            KEYS[6]  priority counter (pc)
+  KEYS[2]  meta hash            KEYS[7]  events stream
+  KEYS[3]  id counter           KEYS[8]  marker zset
+  KEYS[4]  delayed zset         KEYS[9]  active list
+  KEYS[5]  prioritized zset     KEYS[10] completed zset
+  KEYS[11] outcome key of this call (see includes/callOutcome)
+
+  ARGV[1] base key <prefix>:<queue>:
+  ARGV[2] outcome ttl in ms
+  ARGV[3] "now" in ms (client clock; used when a duplicate child releases its parent)
+  ARGV[4...] 10 values per job: custom id or "", name, timestamp, data JSON, opts JSON,
+    delay ms, priority, "1" lifo / "0", parent key or "", parent JSON or ""
+
+  Returns
+    {0, {ids...}, {indexes of duplicates...}}   done (ids in the order given)
+    {1, {ids...}, {indexes...}}                 a repeated call: the first one did it
+    {-5, index}   a parent job hash is missing; nothing was written (not even the counter)
+    {-7, index}   a custom id belongs to a job attached to another existing parent;
+                  nothing was written
+  Effects per job, as BullMQ 6.7 addStandardJob / addDelayedJob / addPrioritizedJob:
+  INCR id (always, also for custom and duplicate ids); hash name, data, opts, timestamp,
+  delay, priority [, parentKey, parent]; "added"; then delay > 0 -> delayed set (score
+  due*4096 + sequence within the ms), "delayed" event (delay = due ms), delay marker;
+  priority > 0 -> prioritized ("waiting"); else wait (LPUSH, lifo RPUSH; "waiting"); base
+  marker unless paused/maxed; parent -> SADD <parentKey>:dependencies. A custom id that
+  exists -> "duplicated", hash untouched (a new parent is attached as BullMQ 6.7 does).
+]]
+-- @include "callOutcome"
+-- @include "pausedOrMaxed"
+-- @include "enqueue"
+-- @include "eventsCap"
+-- @include "releaseParent"
+-- @include "delayedScore"
+
+local WIDTH = 10
+local base = ARGV[1]
+
+local earlier = recallOutcome(KEYS[11])
+if earlier then
+  local saved = cjson.decode(earlier)
+  return {1, saved[1], saved[2]}
+end
+
+local function field(i, n)
+  return ARGV[3 + (i - 1) * WIDTH + n]
+end
+local total = (#ARGV - 3) / WIDTH
+
+-- Refuse the whole call before writing anything.
+for i = 1, total do
+  local parentKey = field(i, 9)
+  if parentKey ~= "" then
+    if redis.call("EXISTS", parentKey) == 0 then
+      return {-5, i}
+    end
+    local customId = field(i, 1)
+    if customId ~= "" then
+      local recorded = redis.call("HGET", base .. customId, "parentKey")
+      if recorded and recorded ~= parentKey and redis.call("EXISTS", recorded) == 1 then
+        return {-7, i}
+      end
+    end
+  end
+end
+
+local cap = eventsCap(KEYS[2])
+local blocked = queueBlocked(KEYS[2], KEYS[9])
+local wake, anyDelayed = false, false
+local ids, duplicates = {}, {}
+
+local function attachDuplicate(jobId, jobKey, parentKey, parentJson)
+  local recorded = redis.call("HGET", jobKey, "parentKey")
+  if recorded and recorded ~= parentKey and redis.call("EXISTS", recorded) == 1 then
+    return
+  end
+  if redis.call("ZSCORE", KEYS[10], jobId) then
+    local value = redis.call("HGET", jobKey, "returnvalue") or "null"
+    redis.call("HSET", parentKey .. ":processed", jobKey, value)
+    releaseParentIfReady(parentKey, ARGV[3])
+  else
+    redis.call("SADD", parentKey .. ":dependencies", jobKey)
+  end
+  redis.call("HSET", jobKey, "parentKey", parentKey, "parent", parentJson)
+end
+
+for i = 1, total do
+  local customId, name, timestamp = field(i, 1), field(i, 2), field(i, 3)
+  local delay, priority = tonumber(field(i, 6)), tonumber(field(i, 7))
+  local parentKey, parentJson = field(i, 9), field(i, 10)
+  local counter = redis.call("INCR", KEYS[3])
+  local jobId = customId ~= "" and customId or tostring(counter)
+  local jobKey = base .. jobId
+  ids[i] = jobId
+
+  if customId ~= "" and redis.call("EXISTS", jobKey) == 1 then
+    if parentKey ~= "" then
+      attachDuplicate(jobId, jobKey, parentKey, parentJson)
+    end
+    redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "duplicated", "jobId", jobId)
+    duplicates[#duplicates + 1] = i
+  else
+    if parentKey ~= "" then
+      redis.call("HSET", jobKey, "name", name, "data", field(i, 4), "opts", field(i, 5),
+        "timestamp", timestamp, "delay", delay, "priority", priority,
+        "parentKey", parentKey, "parent", parentJson)
+    else
+      redis.call("HSET", jobKey, "name", name, "data", field(i, 4), "opts", field(i, 5),
+        "timestamp", timestamp, "delay", delay, "priority", priority)
+    end
+    redis.call("XADD", KEYS[7], "*", "event", "added", "jobId", jobId, "name", name)
+
+    if delay > 0 then
+      local score, due = delayedScore(KEYS[4], timestamp, delay)
+      redis.call("ZADD", KEYS[4], score, jobId)
+      redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "delayed", "jobId", jobId,
+        "delay", due)
+      anyDelayed = true
+    else
+      if priority > 0 then
+        local sequence = redis.call("INCR", KEYS[6]) % 4294967296
+        redis.call("ZADD", KEYS[5], priority * 4294967296 + sequence, jobId)
+      elseif field(i, 8) == "1" then
+        redis.call("RPUSH", KEYS[1], jobId)
+      else
+        redis.call("LPUSH", KEYS[1], jobId)
+      end
+      wake = true
+      redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "waiting", "jobId", jobId)
+    end
+    if parentKey ~= "" then
+      redis.call("SADD", parentKey .. ":dependencies", jobKey)
+    end
+  end
+end
+
+if wake then
+  wakeWorkers(KEYS[8], blocked)
+end
+if anyDelayed then
+  markDelayed(KEYS[8], KEYS[4])
+end
+
+rememberOutcome(KEYS[11], cjson.encode({ids, duplicates}), ARGV[2])
+return {0, ids, duplicates}

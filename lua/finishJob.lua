@@ -1,0 +1,141 @@
+--[[ finishJob: a worker finishes an active job as completed or failed for good, and (when
+  asked) takes the next job in the same call (BullMQ 6.7 moveToFinished).
+
+  KEYS[1] wait  KEYS[2] active  KEYS[3] prioritized  KEYS[4] events  KEYS[5] stalled
+  KEYS[6] limiter  KEYS[7] delayed  KEYS[8] meta  KEYS[9] pc
+  KEYS[10] the target set (completed or failed)  KEYS[11] job hash  KEYS[12] marker
+  KEYS[13] outcome key of this call (see includes/callOutcome)
+
+  ARGV[1] job id  ARGV[2] now (ms)  ARGV[3] "completed" | "failed"
+  ARGV[4] the return value (JSON text) or the failed reason (raw text)
+  ARGV[5] base key <prefix>:<queue>:  ARGV[6] lock token ("0" = no lock check)
+  ARGV[7] keep count ("" = keep all, 0 = delete now, n = keep newest n)
+  ARGV[8] keep age in seconds ("" = none)  ARGV[9] age removal limit per call
+  ARGV[10] the job's attempts option (a number)
+  ARGV[11] stacktrace JSON to store (failed only; "" = leave)
+  ARGV[12] "1" = fetch the next job  ARGV[13] lock ms  ARGV[14] limiter max ("" none)
+  ARGV[15] limiter window ms ("" none)  ARGV[16] worker name ("" none)
+  ARGV[17] outcome ttl ms
+
+  Returns 0, or a takeNextJob reply (see includes/takeNextJob; a repeated call whose first
+  run fetched a job returns that job again with a 5th item 1); errors -1 (no job hash),
+  -4 (completed with pending children), -9 (completed with failed children), -2 / -6 (lock
+  missing / held by another token), -3 (not in active).
+  Effects: lock released, id out of stalled and active, events trimmed, a dedup key owned by
+  the job released, parent bookkeeping (completed: parent :processed[jobKey] = value and the
+  parent released when no dependency remains; failed: includes/childFailure), atm + 1, the
+  keep policy (kept: in the target set with score now, finishedOn = now, returnvalue or
+  failedReason stored, defa dropped on failure, older jobs pruned; count 0: the job deleted
+  and detached from its parent), event "completed"/"failed" (prev active),
+  "retries-exhausted" when a failure leaves atm >= attempts, then the optional fetch, and
+  "drained" when wait, active and prioritized are empty and nothing else is scheduled. ]]
+-- @include "callOutcome"
+-- @include "workerLock"
+-- @include "eventsCap"
+-- @include "takeNextJob"
+-- @include "finishedRetention"
+-- @include "childFailure"
+
+local q = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEYS[4],
+  limiter = KEYS[6], delayed = KEYS[7], meta = KEYS[8], pc = KEYS[9], marker = KEYS[12]}
+local jobKey, opKey = KEYS[11], KEYS[13]
+local jobId, now, target, value, base = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+
+local earlier = recallOutcome(opKey)
+if earlier then
+  return replayFetched(base, earlier) or 0
+end
+
+if redis.call("EXISTS", jobKey) == 0 then
+  return -1
+end
+if target == "completed" then
+  if redis.call("SCARD", jobKey .. ":dependencies") ~= 0 then
+    return -4
+  end
+  if redis.call("ZCARD", jobKey .. ":unsuccessful") ~= 0 then
+    return -9
+  end
+end
+local locked = releaseWorkerLock(jobKey, KEYS[5], jobId, ARGV[6])
+if locked < 0 then
+  return locked
+end
+local property = "returnvalue"
+if target == "failed" then
+  property = "failedReason"
+  if ARGV[11] ~= "" then
+    redis.call("HSET", jobKey, "failedReason", value, "stacktrace", ARGV[11])
+  else
+    redis.call("HSET", jobKey, "failedReason", value)
+  end
+end
+if redis.call("LREM", q.active, -1, jobId) == 0 then
+  return -3
+end
+redis.call("XTRIM", q.events, "MAXLEN", "~", eventsCap(q.meta))
+
+local fields = redis.call("HMGET", jobKey, "parentKey", "parent", "deid")
+local parentKey, parentJson, dedupId = fields[1], fields[2], fields[3]
+
+if dedupId then
+  local dedupKey = base .. "de:" .. dedupId
+  local ttl = redis.call("PTTL", dedupKey)
+  if ttl == 0 or (ttl == -1 and redis.call("GET", dedupKey) == jobId) then
+    redis.call("DEL", dedupKey)
+  end
+end
+
+if parentKey or parentJson then
+  if target == "completed" then
+    if not parentKey then
+      local parent = cjson.decode(parentJson)
+      parentKey = parent["queueKey"] .. ":" .. parent["id"]
+    end
+    if redis.call("SREM", parentKey .. ":dependencies", jobKey) == 1 then
+      redis.call("HSET", parentKey .. ":processed", jobKey, value)
+      releaseParentIfReady(parentKey, now)
+    end
+  else
+    childFailed(parentJson, jobKey, value, now)
+  end
+end
+
+local attemptsMade = redis.call("HINCRBY", jobKey, "atm", 1)
+
+local keepCount = tonumber(ARGV[7])
+if keepCount ~= 0 then
+  redis.call("ZADD", KEYS[10], now, jobId)
+  redis.call("HSET", jobKey, property, value, "finishedOn", now)
+  if target == "failed" then
+    redis.call("HDEL", jobKey, "defa")
+  end
+  pruneFinished(KEYS[10], base, now, keepCount, tonumber(ARGV[8]), tonumber(ARGV[9]) or 1000)
+else
+  if fields[1] then
+    detachFromParent(jobKey, now)
+  end
+  deleteJobKeys(jobKey)
+end
+
+redis.call("XADD", q.events, "*", "event", target, "jobId", jobId, property, value, "prev", "active")
+if target == "failed" and attemptsMade >= (tonumber(ARGV[10]) or 0) then
+  redis.call("XADD", q.events, "*", "event", "retries-exhausted", "jobId", jobId,
+    "attemptsMade", attemptsMade)
+end
+
+if ARGV[12] == "1" then
+  local reply = takeNextJob(q, base, now, {token = ARGV[6], lockMs = ARGV[13],
+    limitMax = ARGV[14], limitWindow = ARGV[15], name = ARGV[16]})
+  if reply then
+    rememberOutcome(opKey, fetchedOutcome(reply), ARGV[17])
+    return reply
+  end
+end
+
+if redis.call("LLEN", q.wait) == 0 and redis.call("LLEN", q.active) == 0
+    and redis.call("ZCARD", q.prioritized) == 0 then
+  redis.call("XADD", q.events, "*", "event", "drained")
+end
+rememberOutcome(opKey, "0", ARGV[17])
+return 0

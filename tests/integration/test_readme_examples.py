@@ -1,0 +1,89 @@
+"""The README's Python examples run as written (on a private Redis standing in for localhost)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+import bullmq_sync.connection
+from jobfactory import put_job
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+
+
+def block(containing: str) -> str:
+    [found] = [b for b in BLOCKS if containing in b]
+    return found
+
+
+@pytest.fixture
+def localhost(local_redis, monkeypatch):
+    """Point the default URL and the README's literal URLs at a private server."""
+    monkeypatch.setattr(bullmq_sync.connection, "DEFAULT_URL", local_redis.url)
+
+    def run(code: str, **namespace) -> dict:
+        code = code.replace("redis://localhost:6379", local_redis.url)
+        namespace.setdefault("__name__", "readme")
+        exec(compile(code, "README.md", "exec"), namespace)
+        return namespace
+
+    run.raw = redis.Redis(port=local_redis.port, decode_responses=True)  # type: ignore[attr-defined]
+    run.url = local_redis.url  # type: ignore[attr-defined]
+    return run
+
+
+@pytest.mark.parametrize("marker", ["job.retry()                                   # failed", "Job.fromId(queue"])
+def test_retry_examples(localhost, marker):
+    """Each retry line of the example, with the job put back in the state that line expects."""
+    raw = localhost.raw
+    lines = block(marker).splitlines()
+    setup = "\n".join(line for line in lines if "retry(" not in line)
+    put_job(raw, "bull", "my-queue", "job-id")
+    ns = localhost(setup)
+    for line in (line for line in lines if "retry(" in line):
+        state = "completed" if '"completed"' in line else "failed"
+        raw.delete("bull:my-queue:wait", "bull:my-queue:job-id")
+        put_job(raw, "bull", "my-queue", "job-id", state=state)
+        exec(line, ns)
+        assert raw.lrange("bull:my-queue:wait", 0, -1) == ["job-id"], line
+        assert ns["job"].finished_on is None
+
+
+def test_connection_example_builds_without_connecting():
+    ns: dict = {}
+    exec(block("shared = Connection("), ns)
+    assert "secret" not in repr(ns["shared"])
+    assert ns["emails"].connection is ns["reports"].connection
+    ns["shared"].close()
+
+
+def test_producer_example(localhost):
+    ns = localhost(block("queue.add_bulk("))
+    raw = localhost.raw
+    assert raw.llen("bull:emails:wait") == 1002  # welcome, report and 1000 pings; digest is delayed
+    assert raw.zcard("bull:emails:delayed") == 1
+    assert ns["job"].id == "1"
+
+
+def test_worker_example(localhost):
+    code = block("Worker(\"emails\", send_email")
+    ns = localhost(code.replace("worker.run()", "worker.start()"))
+    raw = localhost.raw
+    from bullmq_sync import Queue
+
+    with Queue("emails", connection=localhost.url) as q:
+        q.add("welcome", {"to": "ada@example.com"})
+        q.add("broken", {})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (
+        raw.zcard("bull:emails:completed") == 1 and raw.zcard("bull:emails:failed") == 1
+    ):
+        time.sleep(0.02)
+    ns["worker"].close()
+    assert raw.zcard("bull:emails:completed") == 1 and raw.zcard("bull:emails:failed") == 1
+    assert raw.hget("bull:emails:2", "failedReason") == "no recipient"
