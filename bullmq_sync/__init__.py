@@ -1,6 +1,7 @@
 """bullmq-sync: a synchronous, thread-safe Python client for BullMQ queues."""
 
-from .connection import Connection, FairConnectionPool
+from .cluster import ClusterConnection
+from .connection import Connection, FairConnectionPool, FairSentinelConnectionPool, SentinelTarget
 from .errors import (
     BullMQSyncError,
     ClientClosed,
@@ -17,6 +18,7 @@ from .errors import (
     ParentJobCannotBeReplaced,
     ParentJobNotFound,
     PoolTimeout,
+    QueueHasActiveJobs,
     RedisUnavailable,
     SchedulerJobIdCollision,
     SchedulerJobSlotsBusy,
@@ -27,6 +29,9 @@ from .errors import (
 
 # -- queue events (issue 3, part 5) --
 from .events import QueueEvent, QueueEvents
+
+# -- flows (FlowProducer) --
+from .flow import FlowProducer, JobNode
 from .job import Job
 from .keys import QueueKeys
 from .queue import Queue
@@ -39,8 +44,10 @@ __all__ = [
     "BullMQSyncError",
     "ClientClosed",
     "ConfigurationError",
+    "ClusterConnection",
     "Connection",
     "FairConnectionPool",
+    "FairSentinelConnectionPool",
     "InvalidArgument",
     "Job",
     "JobBelongsToJobScheduler",
@@ -55,11 +62,13 @@ __all__ = [
     "ParentJobCannotBeReplaced",
     "ParentJobNotFound",
     "PoolTimeout",
+    "QueueHasActiveJobs",
     "Queue",
     "QueueKeys",
     "RedisUnavailable",
     "SchedulerJobIdCollision",
     "SchedulerJobSlotsBusy",
+    "SentinelTarget",
     "ScriptFailed",
     "UnknownJobError",
     "__version__",
@@ -69,4 +78,7 @@ __all__ = [
     # -- queue events (issue 3, part 5) --
     "QueueEvent",
     "QueueEvents",
+    # -- flows (FlowProducer) --
+    "FlowProducer",
+    "JobNode",
 ]

@@ -27,13 +27,13 @@ import os
 import random
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.exceptions
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
@@ -59,6 +59,24 @@ CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
 _MAX_REDIRECTS = 8
 
+_DEDICATED_SETTINGS = (
+    "username",
+    "password",
+    "credential_provider",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "socket_keepalive_options",
+    "ssl",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
+    "client_name",
+    "protocol",
+)
+
 _SLOT_MOVING = (
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,
@@ -67,6 +85,7 @@ _SLOT_MOVING = (
 
 
 _CLUSTER_CLASS: Any = RedisCluster
+_NODE_CLASS: Any = ClusterNode
 
 
 def names_cluster(target: object) -> bool:
@@ -85,7 +104,9 @@ def _plain_url(url: str) -> str:
 
 def _transient(exc: BaseException) -> redis.exceptions.ConnectionError:
     """A slot in motion, as the transient error the retry owner waits out."""
-    return redis.exceptions.ConnectionError(f"cluster slot unavailable: {exc}")
+    return redis.exceptions.ConnectionError(
+        f"cluster slot unavailable ({type(exc).__name__}): {exc}"
+    )
 
 
 class ClusterConnection(Connection):
@@ -182,7 +203,8 @@ class ClusterConnection(Connection):
         slot = self._slot_of_command(args)
         if slot is None:
             cluster = self._cluster
-            return self._with_retry(lambda: _decode(self._keyless(lambda: cluster.execute_command(*args))))
+            send = partial(cluster.execute_command, *args)
+            return self._with_retry(lambda: _decode(self._keyless(send)))
         return self._with_retry(lambda: _decode(self._on_slot(slot, lambda c: _command(c, args))))
 
     def pipeline(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
@@ -198,11 +220,12 @@ class ClusterConnection(Connection):
             for slot, indexes in groups.items():
                 if slot is None:
                     for index in indexes:
-                        replies[index] = self._keyless(partial(self._cluster.execute_command, *batch[index]))
+                        send = partial(self._cluster.execute_command, *batch[index])
+                        replies[index] = self._keyless(send)
                     continue
                 group = [batch[i] for i in indexes]
                 answered = self._on_slot(slot, partial(_pipeline_unchecked, commands=group))
-                for index, reply in zip(indexes, answered):
+                for index, reply in zip(indexes, answered, strict=True):
                     if isinstance(reply, redis.exceptions.AskError):  # MOVED or ASK: ask again
                         reply = self._on_slot(slot, partial(_command, args=batch[index]))
                     replies[index] = reply
@@ -221,7 +244,9 @@ class ClusterConnection(Connection):
             lambda: _decode(self._on_slot(slot, lambda c: self._evalsha(c, script, keys, args)))
         )
 
-    def run_script_many(self, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+    def run_script_many(
+        self, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
         """Run one script several times, one round trip per slot (each call atomic on its own)."""
         script = self._scripts.get(name)
         batch = [(list(keys), list(args)) for keys, args in calls]
@@ -234,7 +259,7 @@ class ClusterConnection(Connection):
             for slot, indexes in groups.items():
                 group = [batch[i] for i in indexes]
                 answered = self._on_slot(slot, partial(_evalsha_batch, script=script, calls=group))
-                for index, reply in zip(indexes, answered):
+                for index, reply in zip(indexes, answered, strict=True):
                     if isinstance(reply, redis.exceptions.AskError):
                         # Redirected before it ran: run that call alone on the new owner.
                         keys, args = batch[index]
@@ -252,20 +277,40 @@ class ClusterConnection(Connection):
 
         return self._with_retry(lambda: _decode(attempt()))
 
-    def dedicated(self, *, socket_timeout: float | None = None, key: str | None = None) -> redis.Redis:
-        """A separate, unpooled client on the primary owning ``key`` (required on a cluster)."""
+    def dedicated(
+        self, *, socket_timeout: float | None = None, key: str | None = None
+    ) -> redis.Redis:
+        """A separate client for blocking reads: on the primary owning ``key`` when given.
+
+        Without ``key`` it is a separate ``RedisCluster`` (one socket per node, no redis-py
+        retries) that routes each blocking command by its key; it offers the same command
+        methods as ``redis.Redis`` (``bzpopmin``, ``xread``...), which is what it is typed as.
+        """
         self._check_open()
         if key is None:
-            raise ConfigurationError(
-                "on Redis Cluster, dedicated() needs key=<a key of the queue> to pick the node"
+            settings = {
+                name: value
+                for name, value in self._cluster.nodes_manager.connection_kwargs.items()
+                if name in _DEDICATED_SETTINGS
+            }
+            seeds = [_NODE_CLASS(n.host, n.port) for n in self._cluster.get_primaries()]
+            client = _CLUSTER_CLASS(
+                startup_nodes=seeds,
+                socket_timeout=socket_timeout,
+                retry=Retry(NoBackoff(), 0),
+                max_connections=1,
+                **settings,
             )
+            return cast(redis.Redis, client)
         node = self._cluster.nodes_manager.get_node_from_slot(key_slot(key.encode("utf-8")))
         node_client = self._cluster.get_redis_connection(node)
         return dedicated_client(node_client.connection_pool, socket_timeout)
 
     # -- internals ------------------------------------------------------------------------
 
-    def _evalsha(self, connection: Any, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _evalsha(
+        self, connection: Any, script: Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
             return _command(connection, command)
@@ -280,7 +325,8 @@ class ClusterConnection(Connection):
 
     def _slot_of_command(self, command: Sequence[Any]) -> int | None:
         """The hash slot a command's keys live in, or None when it has no key."""
-        if str(command[0]).upper() in ("EVALSHA", "EVAL") and len(command) > 3 and int(command[2]) > 0:
+        name = str(command[0]).upper()
+        if name in ("EVALSHA", "EVAL") and len(command) > 3 and int(command[2]) > 0:
             return _slot_of_keys([str(k) for k in command[3 : 3 + int(command[2])]])
         try:
             slot = self._cluster.determine_slot(*command)
@@ -310,7 +356,11 @@ class ClusterConnection(Connection):
                 self._refresh()
                 raise _transient(exc) from exc
             pool = cluster.get_redis_connection(node).connection_pool
-            connection = pool.get_connection()
+            try:
+                connection = pool.get_connection()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                self._refresh()  # the node is gone: maybe a replica took over its slots
+                raise
             try:
                 if asking is not None:
                     _command(connection, ("ASKING",))
@@ -373,15 +423,21 @@ def _pipeline_unchecked(connection: Any, commands: Sequence[Sequence[Any]]) -> l
     return _pipeline(connection, commands, raise_errors=False)
 
 
-def _evalsha_batch(connection: Any, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+def _evalsha_batch(
+    connection: Any, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+) -> list[Any]:
     """EVALSHA each call in one round trip; calls refused with NOSCRIPT are loaded and resent."""
     commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
     replies = _pipeline(connection, commands, raise_errors=False)
-    missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.ResponseError) and is_noscript(reply)]
+    missing = [
+        i
+        for i, reply in enumerate(replies)
+        if isinstance(reply, redis.exceptions.ResponseError) and is_noscript(reply)
+    ]
     if missing:
         log.script_reloaded(script.name)
         _command(connection, ("SCRIPT", "LOAD", script.source))
         again = _pipeline(connection, [commands[i] for i in missing], raise_errors=False)
-        for index, reply in zip(missing, again):
+        for index, reply in zip(missing, again, strict=True):
             replies[index] = reply
     return replies

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import itertools
 import os
+import socket as _socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -193,7 +194,9 @@ class SentinelTarget:
             try:
                 sentinels.append((host or item.strip(), int(port) if host else 26379))
             except ValueError:
-                raise ConfigurationError(f"bad sentinel address {item!r} in {redact_url(url)!r}") from None
+                raise ConfigurationError(
+                    f"bad sentinel address {item!r} in {redact_url(url)!r}"
+                ) from None
         path = [unquote(p) for p in parts.path.split("/") if p]
         if not path or not sentinels or not all(host for host, _ in sentinels):
             raise ConfigurationError(
@@ -229,7 +232,9 @@ def dedicated_client(pool: redis.ConnectionPool, socket_timeout: float | None) -
     kwargs["retry"] = Retry(NoBackoff(), 0)
     kwargs.pop("decode_responses", None)
     return redis.Redis(
-        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, max_connections=1, **kwargs)
+        connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, max_connections=1, **kwargs
+        )
     )
 
 
@@ -265,7 +270,9 @@ class Connection:
     ``Connection("redis+sentinel://h1:26379,h2:26379/mymaster")`` follow failovers.
     """
 
-    def __new__(cls, url: Any = None, *args: Any, cluster: bool = False, **kwargs: Any) -> Connection:
+    def __new__(
+        cls, url: Any = None, *args: Any, cluster: bool = False, **kwargs: Any
+    ) -> Connection:
         if cls is Connection and (cluster or _names_cluster(url)):
             from .cluster import ClusterConnection
 
@@ -308,7 +315,10 @@ class Connection:
             isinstance(url, SentinelTarget) or url.startswith(SENTINEL_SCHEMES)
         ):
             target = url if isinstance(url, SentinelTarget) else SentinelTarget.from_url(url)
-            timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+            timeouts = {
+                "socket_timeout": socket_timeout,
+                "socket_connect_timeout": socket_connect_timeout,
+            }
             sentinel: Any = _SENTINEL_CLASS(
                 list(target.sentinels), sentinel_kwargs={**timeouts, **target.sentinel_kwargs}
             )
@@ -368,12 +378,13 @@ class Connection:
         sentinel_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Connection:
-        """A Connection to the primary the sentinels monitor as ``service_name``, following failovers.
+        """A Connection to the primary the sentinels watch as ``service_name``; follows failovers.
 
         ``sentinel_kwargs`` go to the clients talking to the sentinels (e.g. their password);
         every other keyword is a ``Connection`` option or a setting of the primary's sockets.
         """
-        target = SentinelTarget(tuple((h, int(p)) for h, p in sentinels), service_name, dict(sentinel_kwargs or {}))
+        addresses = tuple((host, int(port)) for host, port in sentinels)
+        target = SentinelTarget(addresses, service_name, dict(sentinel_kwargs or {}))
         if not target.sentinels:
             raise ConfigurationError("Connection.sentinel() needs at least one (host, port)")
         return cls(target, **kwargs)
@@ -445,13 +456,20 @@ class Connection:
 
         return self._with_retry(lambda: _decode(self._once(attempt)))
 
-    def dedicated(self, *, socket_timeout: float | None = None, key: str | None = None) -> redis.Redis:
+    def dedicated(
+        self, *, socket_timeout: float | None = None, key: str | None = None
+    ) -> redis.Redis:
         """A separate, unpooled client for blocking reads (BZPOPMIN, XREAD BLOCK).
 
         ``key`` (a key of the queue) picks the node on Redis Cluster; it is ignored elsewhere.
         """
         self._check_open()
         return dedicated_client(self.pool, socket_timeout)
+
+    def blocking_reader(self, key: str, *, socket_timeout: float | None = None) -> BlockingReader:
+        """A dedicated socket for blocking reads of ``key`` (BZPOPMIN, XREAD BLOCK)."""
+        self._check_open()
+        return BlockingReader(self, key, socket_timeout)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -532,6 +550,70 @@ class Connection:
         except Exception as exc:
             raise map_redis_error(exc, attempts=attempts, ambiguous=True) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+class BlockingReader:
+    """One unpooled socket for a blocking command loop, interruptible from another thread.
+
+    ``call(*args)`` runs one blocking command (``BZPOPMIN``, ``XREAD ... BLOCK``) with the
+    connection's retry policy, returning str replies, or None once ``interrupt()`` was called
+    (which shuts the socket down, so a pending read returns at once). On Redis Cluster the
+    socket is on the primary that owns ``key``.
+    """
+
+    def __init__(self, connection: Connection, key: str, socket_timeout: float | None) -> None:
+        self._connection = connection
+        self._key = key
+        self._socket_timeout = socket_timeout
+        self._lock = threading.Lock()
+        self._socket: Any = None
+        self._interrupted = False
+
+    def call(self, *args: Any) -> Any:
+        """Run one blocking command; None when interrupted."""
+        return self._connection._with_retry(lambda: self._attempt(args))
+
+    def _attempt(self, args: Sequence[Any]) -> Any:
+        if self._interrupted:
+            return None
+        socket = self._checkout()
+        try:
+            return _decode(_command(socket, args))
+        except Exception:
+            socket.disconnect()
+            if self._interrupted:
+                return None
+            with self._lock:
+                self._socket = None  # the next attempt reconnects (after a failover: elsewhere)
+            raise
+
+    def _checkout(self) -> Any:
+        with self._lock:
+            if self._socket is None:
+                client = self._connection.dedicated(
+                    socket_timeout=self._socket_timeout, key=self._key
+                )
+                self._socket = client.connection_pool.get_connection()
+            return self._socket
+
+    def interrupt(self) -> None:
+        """Make a pending and every later ``call`` return None at once."""
+        self._interrupted = True
+        with self._lock:
+            socket = self._socket
+        if socket is not None and socket._sock is not None:
+            try:
+                socket._sock.shutdown(_socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Interrupt and disconnect."""
+        self.interrupt()
+        with self._lock:
+            socket, self._socket = self._socket, None
+        if socket is not None:
+            socket.disconnect()
 
 
 def _command(connection: Any, args: Sequence[Any]) -> Any:

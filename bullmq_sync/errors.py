@@ -7,8 +7,9 @@ The tree::
     ├── ConfigurationError                   a setting that cannot work (URL, cluster slots, ...)
     ├── ClientClosed                         the Queue/Connection was closed
     ├── RedisUnavailable                     connection errors/timeouts outlasted the retry budget
-    ├── PoolTimeout                          no pooled connection became free in time
+    │   └── PoolTimeout                      no pooled connection became free in time
     ├── ScriptFailed                         Redis refused a script in an unexpected way
+    ├── QueueHasActiveJobs                   obliterate() without force on a queue with active jobs
     └── JobError                             a BullMQ error code returned by a script
         ├── JobNotFound                 -1   the job hash does not exist
         ├── JobLockNotFound             -2   the job has no lock
@@ -79,6 +80,10 @@ class ScriptFailed(BullMQSyncError):
     def __init__(self, message: str, *, script: str) -> None:
         super().__init__(message)
         self.script = script
+
+
+class QueueHasActiveJobs(BullMQSyncError):
+    """``obliterate()`` refused: the queue has active jobs (pass ``force=True``)."""
 
 
 class JobError(BullMQSyncError):

@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import log
-from .connection import Connection
+from .connection import BlockingReader, Connection
 from .errors import (
     BullMQSyncError,
     ClientClosed,
     InvalidArgument,
-    is_transient,
-    map_redis_error,
 )
 from .keys import QueueKeys
 from .queue import ConnectionLike
@@ -167,10 +165,7 @@ class QueueEvents:
         self._closed = False
         self._state_lock = threading.Lock()
         self._read_lock = threading.Lock()  # held by the one running iterator
-        self._reading = threading.Condition(self._state_lock)
-        self._in_read = False
-        self._client: Any = None
-        self._client_id: int | None = None
+        self._reader: BlockingReader | None = None
         self._buffer: collections.deque[QueueEvent] = collections.deque()
         self._listeners: dict[str, list[EventCallback]] = {}
         self._error_listeners: list[ErrorCallback] = []
@@ -258,56 +253,25 @@ class QueueEvents:
         return len(entries)
 
     def _xread(self, block_ms: int | None) -> list[Any]:
-        failures = 0
-        started = time.monotonic()
-        while not self._closing.is_set():
-            with self._state_lock:
-                if self._closing.is_set():
-                    return []
-                self._in_read = True
-            try:
-                client = self._ensure_client()
-                reply = client.xread(
-                    {self.keys.events: self._last_id}, count=_READ_COUNT, block=block_ms
-                )
-            except BullMQSyncError:
-                raise
-            except Exception as exc:  # classified by errors.py right below
-                self._drop_client()
-                if self._closing.is_set():
-                    return []
-                if not is_transient(exc):
-                    raise map_redis_error(exc, attempts=failures + 1, ambiguous=False) from exc
-                failures += 1
-                elapsed = time.monotonic() - started
-                if elapsed > self.connection.retry_budget:
-                    raise map_redis_error(exc, attempts=failures, ambiguous=False) from exc
-                log.redis_retry(attempt=failures, error=exc, elapsed=elapsed)
-                self._closing.wait(min(1.0, 0.05 * 2**failures))
-                continue
-            finally:
-                with self._state_lock:
-                    self._in_read = False
-                    self._reading.notify_all()
-            if not reply:
+        """One XREAD (blocking when ``block_ms`` is set); [] when closing or nothing came."""
+        with self._state_lock:
+            if self._closing.is_set():
                 return []
-            if isinstance(reply, dict):
-                return list(next(iter(reply.values()), [[]])[0])
-            return list(reply[0][1])
-        return []
-
-    def _ensure_client(self) -> Any:
-        if self._client is None:
-            socket_timeout = self.block_ms / 1000 + self.connection.retry_budget
-            self._client = self.connection.dedicated(socket_timeout=socket_timeout)
-            self._client_id = int(self._client.client_id())
-        return self._client
-
-    def _drop_client(self) -> None:
-        client, self._client, self._client_id = self._client, None, None
-        if client is not None:
-            client.close()
-            client.connection_pool.disconnect()
+            if self._reader is None:
+                self._reader = self.connection.blocking_reader(
+                    self.keys.events,
+                    socket_timeout=(block_ms or 0) / 1000 + self.connection.retry_budget,
+                )
+            reader = self._reader
+        args: list[Any] = ["XREAD", "COUNT", _READ_COUNT]
+        if block_ms is not None:
+            args += ["BLOCK", block_ms]
+        reply = reader.call(*args, "STREAMS", self.keys.events, self._last_id)
+        if not reply:
+            return []
+        if isinstance(reply, dict):  # RESP3: {stream: entries}
+            return list(next(iter(reply.values()), []))
+        return list(reply[0][1])  # RESP2: [[stream, entries]]
 
     # -- callbacks ------------------------------------------------------------------------
 
@@ -410,39 +374,22 @@ class QueueEvents:
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop reading (a blocked XREAD is unblocked at once), join the thread. Idempotent."""
+        """Stop reading (a blocked XREAD returns at once), join the thread. Idempotent."""
         if self._closed:
             return
-        self._closing.set()
-        deadline = time.monotonic() + timeout
         with self._state_lock:
-            while self._in_read and time.monotonic() < deadline:
-                client_id = self._client_id
-                if client_id is not None:
-                    self._state_lock.release()
-                    try:
-                        self._unblock(client_id)
-                    finally:
-                        self._state_lock.acquire()
-                self._reading.wait(0.05)
+            self._closing.set()
+            reader = self._reader
+        if reader is not None:
+            reader.interrupt()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-        # No read starts once _closing is set, so the client is free now (a suspended
-        # iterator ends at its next step without touching it).
-        self._drop_client()
+            thread.join(timeout)
+        if reader is not None:
+            reader.close()
         self._closed = True
         if self._owns_connection:
             self.connection.close()
-
-    def _unblock(self, client_id: int) -> None:
-        try:
-            self.connection.execute("CLIENT", "UNBLOCK", client_id)
-        except BullMQSyncError:
-            # The shared connection is gone: cut the dedicated socket instead.
-            client = self._client
-            if client is not None:
-                client.connection_pool.disconnect()
 
     def __enter__(self) -> QueueEvents:
         return self

@@ -94,6 +94,10 @@ class Job:
     repeat_job_key: str | None = None
     deferred_failure: str | None = None
     raw: dict[str, str] = field(default_factory=dict, repr=False)
+    # -- deduplication (producer.py): set only on what a deduplicated Queue.add returned ----
+    deduplicated_job_id: str | None = None
+    """When ``Queue.add`` was deduplicated: the id the refused new job would have had (this
+    Job is then the existing owner, as loaded). None for a job that was really added."""
 
     # -- loading --------------------------------------------------------------------------
 
@@ -317,6 +321,35 @@ class Job:
     updateProgress = update_progress
     changeDelay = change_delay
     changePriority = change_priority
+
+    # -- flows: a parent's view of its children (FlowProducer, flow.py) --------------------
+
+    def get_children_values(self) -> dict[str, Any]:
+        """Return values of the finished children, keyed by child job key (``:processed``)."""
+        key = self.queue.keys.job_sub(self.id, "processed")
+        raw = self.queue.connection.execute("HGETALL", key)
+        return {key: _json(value) for key, value in _pairs(raw or {}).items()}
+
+    def get_dependencies_count(self) -> dict[str, int]:
+        """How many children are processed, unprocessed, failed (fpof) and ignored (idof/cpof)."""
+        keys = self.queue.keys
+        processed, unprocessed, failed, ignored = self.queue.connection.pipeline(
+            [
+                ("HLEN", keys.job_sub(self.id, "processed")),
+                ("SCARD", keys.job_sub(self.id, "dependencies")),
+                ("ZCARD", keys.job_sub(self.id, "unsuccessful")),
+                ("HLEN", keys.job_sub(self.id, "failed")),
+            ]
+        )
+        return {
+            "processed": int(processed),
+            "unprocessed": int(unprocessed),
+            "failed": int(failed),
+            "ignored": int(ignored),
+        }
+
+    getChildrenValues = get_children_values
+    getDependenciesCount = get_dependencies_count
 
     def to_dict(self) -> dict[str, Any]:
         """The job in the shape of Node BullMQ's ``job.toJSON()`` (camelCase keys)."""

@@ -103,6 +103,16 @@ class QueueKeys:
         """A job sub-key: ``lock``, ``logs``, ``dependencies``, ``processed``, ..."""
         return f"{self.base}{job_id}:{sub}"
 
+    # -- deduplication ------------------------------------------------------------------
+
+    def dedup(self, dedup_id: str) -> str:
+        """``<prefix>:<queue>:de:<id>``: the id of the job owning a deduplication id."""
+        return f"{self.base}de:{dedup_id}"
+
+    def dedup_next(self, dedup_id: str) -> str:
+        """``<prefix>:<queue>:dn:<id>``: the job parked by ``keepLastIfActive``."""
+        return f"{self.base}dn:{dedup_id}"
+
     def op(self, token: str) -> str:
         """The outcome key of one transition call (see ``OP_SEGMENT``)."""
         return self.base + OP_SEGMENT + token

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import log
-from .errors import InvalidArgument
+from .errors import InvalidArgument, QueueHasActiveJobs
 from .job import OUTCOME_TTL_MS
 from .states import JobState
 
@@ -180,12 +180,17 @@ def clean(
     return removed
 
 
+_ACTIVE_JOBS = "Cannot obliterate queue {queue!r} with active jobs (use force=True)"
+
+
 def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH) -> None:
     """Pause, then delete the whole queue in bounded steps; refuses with active jobs unless
     ``force``."""
     batch = _positive("count", count)
-    pause(queue)
     keys = queue.keys
+    if not force and int(queue.connection.execute("LLEN", keys.active)):
+        raise QueueHasActiveJobs(_ACTIVE_JOBS.format(queue=queue.name))
+    pause(queue)
     while True:
         reply = int(
             queue.connection.run_script(
@@ -194,8 +199,8 @@ def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH)
                 (keys.base, batch, "1" if force else "0"),
             )
         )
-        if reply == -2:
-            raise InvalidArgument("Cannot obliterate queue with active jobs (use force=True)")
+        if reply == -2:  # a job became active after the check above
+            raise QueueHasActiveJobs(_ACTIVE_JOBS.format(queue=queue.name))
         if reply <= 0:
             break
     _drop_outcome_keys(queue)
@@ -212,3 +217,39 @@ def _drop_outcome_keys(queue: Queue) -> None:
             queue.connection.execute("UNLINK", *found)
         if str(cursor) == "0":
             break
+
+
+# -- global concurrency and rate limit (queue meta) ----------------------------------------
+
+
+def set_global_concurrency(queue: Queue, concurrency: int) -> None:
+    """At most ``concurrency`` jobs of this queue active at once, across every worker."""
+    value = _positive("concurrency", concurrency)
+    queue.connection.execute("HSET", queue.keys.meta, "concurrency", value)
+    log.event("queue.global_concurrency_set", queue=queue.name, concurrency=value)
+
+
+def remove_global_concurrency(queue: Queue) -> None:
+    """Lift the global concurrency limit."""
+    queue.connection.execute("HDEL", queue.keys.meta, "concurrency")
+    log.event("queue.global_concurrency_removed", queue=queue.name)
+
+
+def get_global_concurrency(queue: Queue) -> int | None:
+    """The global concurrency limit, or None when there is none."""
+    value = queue.connection.execute("HGET", queue.keys.meta, "concurrency")
+    return int(value) if value is not None else None
+
+
+def set_global_rate_limit(queue: Queue, max_jobs: int, duration: int) -> None:
+    """At most ``max_jobs`` jobs started per ``duration`` ms, across every worker."""
+    jobs = _positive("max_jobs", max_jobs)
+    window = _positive("duration", duration)
+    queue.connection.execute("HSET", queue.keys.meta, "max", jobs, "duration", window)
+    log.event("queue.global_rate_limit_set", queue=queue.name, max=jobs, duration=window)
+
+
+def remove_global_rate_limit(queue: Queue) -> None:
+    """Lift the global rate limit."""
+    queue.connection.execute("HDEL", queue.keys.meta, "max", "duration")
+    log.event("queue.global_rate_limit_removed", queue=queue.name)

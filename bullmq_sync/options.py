@@ -76,6 +76,7 @@ SNAKE_TO_OPTION = {
     "continue_parent_on_failure": "continueParentOnFailure",
     "ignore_dependency_on_failure": "ignoreDependencyOnFailure",
     "remove_dependency_on_failure": "removeDependencyOnFailure",
+    "deduplication": "deduplication",
 }
 """Our keyword names -> BullMQ's public option names."""
 
@@ -110,6 +111,8 @@ class PreparedJob:
     custom_id: str | None
     parent_key: str | None
     parent_json: str | None
+    dedup_json: str | None = None
+    """The ``deduplication`` option as JSON (what the add script reads), or None."""
 
 
 def normalize_job_options(opts: _Mapping[str, object] | None) -> dict[str, object]:
@@ -267,6 +270,12 @@ def prepare_job(
         for policy in policies:
             stored_parent[_POLICY_FLAG[policy]] = True
         parent_json = _dumps(stored_parent)
+    dedup_json = None
+    if "deduplication" in merged:
+        if parent_key is not None:
+            raise _InvalidArgument("deduplication and parent options cannot be used together")
+        merged["deduplication"] = deduplication_spec(merged["deduplication"])
+        dedup_json = _dumps(merged["deduplication"])
     if custom_id is not None:
         merged["jobId"] = custom_id
     stored = encode_stored_opts(merged)
@@ -287,4 +296,52 @@ def prepare_job(
         custom_id=custom_id,
         parent_key=parent_key,
         parent_json=parent_json,
+        dedup_json=dedup_json,
     )
+
+
+# -- deduplication (BullMQ's ``deduplication`` option, stored as ``de``) -------------------
+
+DEDUP_FIELDS = {
+    "id": "id",
+    "ttl": "ttl",
+    "extend": "extend",
+    "replace": "replace",
+    "reschedule": "reschedule",
+    "keepLastIfActive": "keepLastIfActive",
+    "keep_last_if_active": "keepLastIfActive",
+}
+"""Accepted keys of a ``deduplication`` dict (either spelling) -> BullMQ's stored names."""
+
+
+def deduplication_spec(value: object) -> dict[str, object]:
+    """Validate a ``deduplication`` option; BullMQ's camelCase dict as it will be stored."""
+    if not isinstance(value, _Mapping):
+        raise _InvalidArgument(
+            f"deduplication must be a dict like {{'id': 'x', 'ttl': 5000}}, got {value!r}"
+        )
+    spec: dict[str, object] = {}
+    for key, item in value.items():
+        name = DEDUP_FIELDS.get(key) if isinstance(key, str) else None
+        if name is None:
+            raise _InvalidArgument(
+                f"unknown deduplication field {key!r} (id, ttl, extend, replace, reschedule,"
+                " keepLastIfActive)"
+            )
+        if name in spec:
+            raise _InvalidArgument(f"deduplication field {name!r} given twice")
+        if item is None:
+            continue
+        if name == "id":
+            if not isinstance(item, str) or not item:
+                raise _InvalidArgument(f"deduplication id must be a non-empty string, got {item!r}")
+            spec[name] = item
+        elif name == "ttl":
+            spec[name] = _whole("deduplication ttl", item, 1)
+        else:
+            if not isinstance(item, bool):
+                raise _InvalidArgument(f"deduplication {name} must be a bool, got {item!r}")
+            spec[name] = item
+    if "id" not in spec:
+        raise _InvalidArgument("deduplication id must be provided")
+    return spec

@@ -29,6 +29,7 @@ def _args(job: PreparedJob) -> tuple[Any, ...]:
         "1" if job.lifo else "0",
         job.parent_key or "",
         job.parent_json or "",
+        job.dedup_json or "",
     )
 
 
@@ -107,9 +108,15 @@ def add_prepared(queue: Queue, jobs: Sequence[PreparedJob]) -> list[Job]:
         raise error
     ids: list[str] = [str(i) for i in reply[1]]
     duplicates = {int(i) - 1 for i in reply[2]}
+    deduplicated = _deduplicated(reply)
     elapsed = round((time.perf_counter() - started) * 1000, 3)
     result = []
     for index, (job, job_id) in enumerate(zip(jobs, ids, strict=True)):
+        if index in deduplicated:
+            result.append(
+                _deduplicated_job(queue, job, job_id, *deduplicated[index], status, elapsed)
+            )
+            continue
         result.append(_job(queue, job, job_id))
         duplicated = index in duplicates
         to_state = _landing(job)
@@ -163,3 +170,47 @@ def add_bulk(queue: Queue, entries: Iterable[Any]) -> list[Job]:
     """``Queue.add_bulk``: every job validated first, then all stored in one script call."""
     prepared = [prepare(queue, *bulk_entry(entry), {}) for entry in entries]
     return add_prepared(queue, prepared)
+
+
+# -- deduplication: an add answered with the existing owner of its deduplication id ---------
+
+
+def _deduplicated(reply: Sequence[Any]) -> dict[int, tuple[str, Sequence[Any]]]:
+    """Index of each deduplicated job -> (the id it would have had, the owner's flat hash)."""
+    if len(reply) < 6:
+        return {}
+    return {
+        int(index) - 1: (str(refused), owner)
+        for index, refused, owner in zip(reply[3], reply[4], reply[5], strict=True)
+    }
+
+
+def _deduplicated_job(
+    queue: Queue,
+    job: PreparedJob,
+    owner_id: str,
+    refused_id: str,
+    owner_hash: Sequence[Any],
+    status: int,
+    elapsed: float,
+) -> Job:
+    """The Job a deduplicated add returns: the existing owner as stored (BullMQ returns its id)."""
+    if owner_hash:
+        pairs = iter(owner_hash)
+        found = Job.from_hash(queue, owner_id, {str(k): str(v) for k, v in zip(pairs, pairs)})
+    else:  # the owner vanished since (only possible on a replayed call)
+        found = _job(queue, job, owner_id)
+    found.deduplicated_job_id = refused_id
+    spec = job.opts.get("deduplication")
+    log.transition(
+        "job.deduplicated",
+        queue=queue.name,
+        job_id=owner_id,
+        from_state=None,
+        to_state=None,
+        deduplication_id=spec.get("id") if isinstance(spec, dict) else None,
+        deduplicated_job_id=refused_id,
+        replayed=status == 1,
+        elapsed_ms=elapsed,
+    )
+    return found

@@ -119,6 +119,7 @@ class Queue:
         remove_on_fail: bool | int | Mapping[str, int] | None = None,
         timestamp: int | None = None,
         parent: Mapping[str, str] | Job | None = None,
+        deduplication: Mapping[str, Any] | None = None,
         **more: Any,
     ) -> Job:
         """Add a job (BullMQ's ``Queue.add``); options as keywords or a BullMQ opts dict."""
@@ -133,6 +134,7 @@ class Queue:
             "removeOnFail": remove_on_fail,
             "timestamp": timestamp,
             "parent": parent,
+            "deduplication": deduplication,
             **more,
         }
         return producer.add(self, name, data, opts, overrides)
@@ -260,7 +262,46 @@ class Queue:
         """Delete the queue and every job in it (refused with active jobs unless forced)."""
         management.obliterate(self, force)
 
+    def set_global_concurrency(self, concurrency: int) -> None:
+        """Limit how many jobs of this queue run at once across all workers (meta field)."""
+        management.set_global_concurrency(self, concurrency)
+
+    def get_global_concurrency(self) -> int | None:
+        """The global concurrency limit, or None."""
+        return management.get_global_concurrency(self)
+
+    def remove_global_concurrency(self) -> None:
+        """Lift the global concurrency limit."""
+        management.remove_global_concurrency(self)
+
+    def set_global_rate_limit(self, max_jobs: int, duration: int) -> None:
+        """At most ``max_jobs`` jobs started per ``duration`` ms across all workers."""
+        management.set_global_rate_limit(self, max_jobs, duration)
+
+    def remove_global_rate_limit(self) -> None:
+        """Lift the global rate limit."""
+        management.remove_global_rate_limit(self)
+
     isPaused = is_paused
+    setGlobalConcurrency = set_global_concurrency
+    getGlobalConcurrency = get_global_concurrency
+    removeGlobalConcurrency = remove_global_concurrency
+    setGlobalRateLimit = set_global_rate_limit
+    removeGlobalRateLimit = remove_global_rate_limit
+
+    # -- deduplication (producer.py; BullMQ's getDeduplicationJobId / removeDeduplicationKey)
+
+    def get_deduplication_job_id(self, dedup_id: str) -> str | None:
+        """The id of the job that owns a deduplication id now, or None."""
+        owner = self.connection.execute("GET", self.keys.dedup(_dedup_id(dedup_id)))
+        return None if owner is None else str(owner)
+
+    def remove_deduplication_key(self, dedup_id: str) -> int:
+        """Forget a deduplication id so the next add with it is stored; 1 if a key went."""
+        return int(self.connection.execute("DEL", self.keys.dedup(_dedup_id(dedup_id))))
+
+    getDeduplicationJobId = get_deduplication_job_id
+    removeDeduplicationKey = remove_deduplication_key
 
     # -- display (issue 5: display.py) ----------------------------------------------------
 
@@ -276,3 +317,10 @@ class Queue:
         except BullMQSyncError as exc:
             counts, paused, error = None, None, str(exc)
         return display.queue_html(self, counts, paused, error)
+
+
+def _dedup_id(dedup_id: object) -> str:
+    """A deduplication id as BullMQ keys it (a non-empty string), else ``InvalidArgument``."""
+    if not isinstance(dedup_id, str) or not dedup_id:
+        raise InvalidArgument(f"deduplication id must be a non-empty string, got {dedup_id!r}")
+    return dedup_id

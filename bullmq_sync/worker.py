@@ -22,9 +22,9 @@ Every transition is logged through ``log.transition`` (``job.active``, ``job.com
 
 from __future__ import annotations
 
+import inspect
 import json
 import signal
-import socket
 import threading
 import time
 import traceback
@@ -37,19 +37,31 @@ import redis
 
 from . import log
 from .backoff import BackoffStrategy, retry_delay
-from .connection import Connection
+from .connection import BlockingReader, Connection
 from .errors import (
     BullMQSyncError,
     InvalidArgument,
     JobError,
     UnrecoverableError,
-    is_transient,
     job_error,
 )
 from .job import OUTCOME_TTL_MS, Job
 from .queue import Queue
 
-Processor = Callable[[Job], Any]
+Processor = Callable[..., Any]
+"""``processor(job)``, or ``processor(job, token)`` as in BullMQ's docs (the job's lock token)."""
+
+
+def _takes_token(processor: Callable[..., Any]) -> bool:
+    """True when the processor accepts a second positional argument (BullMQ's job token)."""
+    try:
+        params = list(inspect.signature(processor).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 ConnectionLike = Connection | str | redis.Redis | redis.ConnectionPool | None
 
 MAX_BLOCK_SECONDS = 10.0
@@ -175,6 +187,7 @@ class Worker:
             raise InvalidArgument("backoff_strategy must be callable")
 
         self.processor = processor
+        self._pass_token = _takes_token(processor)
         self.concurrency: int = int(settings["concurrency"])
         self.lock_duration: int = int(settings["lock_duration"])
         self.stalled_interval: int = int(settings["stalled_interval"])
@@ -214,7 +227,7 @@ class Worker:
         self._started = False
         self._threads: list[threading.Thread] = []
         self._slots: list[threading.Thread] = []
-        self._blocker: redis.Redis | None = None
+        self._blocker: BlockingReader | None = None
         self._listeners: dict[str, list[Callable[..., None]]] = {event: [] for event in _EVENTS}
         for event, callback in (
             ("completed", on_completed),
@@ -279,7 +292,9 @@ class Worker:
         if self._started:
             return self
         self._started = True
-        self._blocker = self.connection.dedicated(socket_timeout=MAX_BLOCK_SECONDS + 5)
+        self._blocker = self.connection.blocking_reader(
+            self.queue.keys.marker, socket_timeout=MAX_BLOCK_SECONDS + 5
+        )
         label = f"bullmq-sync-worker-{self.queue.name}"
         for index in range(self.concurrency):
             thread = threading.Thread(target=self._slot_loop, name=f"{label}-{index}", daemon=True)
@@ -440,29 +455,20 @@ class Worker:
         return None
 
     def _wait_for_marker(self, seconds: float) -> None:
+        """Block on the queue's marker (BZPOPMIN), as BullMQ workers do, until woken."""
         assert self._blocker is not None
         try:
-            self._blocker.bzpopmin(self.queue.keys.marker, timeout=seconds)
-        except Exception as exc:
+            self._blocker.call("BZPOPMIN", self.queue.keys.marker, seconds)
+        except BullMQSyncError as exc:
             if self._closing.is_set():
                 return
-            if not is_transient(exc):
-                raise
-            log.event("worker.block_failed", queue=self.queue.name, worker=self.id, error=str(exc))
+            self._emit_error(exc)
             self._closing.wait(0.5)
 
     def _interrupt_block(self) -> None:
-        """Wake the thread blocked in BZPOPMIN by shutting its socket down."""
-        if self._blocker is None:
-            return
-        pool = self._blocker.connection_pool
-        for conn in list(getattr(pool, "_in_use_connections", ())):
-            sock = getattr(conn, "_sock", None)
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        """Wake the thread blocked on the marker."""
+        if self._blocker is not None:
+            self._blocker.interrupt()
 
     def _job_from_reply(self, reply: Any) -> Job | None:
         if isinstance(reply, list) and reply and isinstance(reply[0], list):
@@ -493,7 +499,7 @@ class Worker:
                 raise UnrecoverableError(job.deferred_failure)
             if self.max_started_attempts and self.max_started_attempts < job.attempts_started:
                 raise UnrecoverableError(STALLED_LIMIT_MESSAGE)
-            result = self.processor(job)
+            result = self.processor(job, token) if self._pass_token else self.processor(job)
             encoded = json.dumps(result)
         except Exception as exc:  # noqa: BLE001 - any processor failure fails the attempt
             error = exc

@@ -10,12 +10,16 @@
   ARGV[1] base key <prefix>:<queue>:
   ARGV[2] outcome ttl in ms
   ARGV[3] "now" in ms (client clock; used when a duplicate child releases its parent)
-  ARGV[4...] 10 values per job: custom id or "", name, timestamp, data JSON, opts JSON,
-    delay ms, priority, "1" lifo / "0", parent key or "", parent JSON or ""
+  ARGV[4...] 11 values per job: custom id or "", name, timestamp, data JSON, opts JSON,
+    delay ms, priority, "1" lifo / "0", parent key or "", parent JSON or "",
+    deduplication spec JSON (opts.de) or ""
 
   Returns
-    {0, {ids...}, {indexes of duplicates...}}   done (ids in the order given)
-    {1, {ids...}, {indexes...}}                 a repeated call: the first one did it
+    {0, {ids...}, {indexes of duplicates...}, {indexes of deduplicated...},
+       {ids those deduplicated jobs would have had...}, {flat hash of each owner...}}
+                                                done (ids in the order given; a deduplicated
+                                                job's id is its existing owner's)
+    {1, ...same...}                             a repeated call: the first one did it
     {-5, index}   a parent job hash is missing; nothing was written (not even the counter)
     {-7, index}   a custom id belongs to a job attached to another existing parent;
                   nothing was written
@@ -26,6 +30,9 @@
   priority > 0 -> prioritized ("waiting"); else wait (LPUSH, lifo RPUSH; "waiting"); base
   marker unless paused/maxed; parent -> SADD <parentKey>:dependencies. A custom id that
   exists -> "duplicated", hash untouched (a new parent is attached as BullMQ 6.7 does).
+  Deduplication (includes/deduplication) runs after the custom-id check, as in BullMQ: a
+  job whose dedup id has a live owner is not stored (the owner's id is answered); stored
+  jobs with a dedup id get the field deid.
 ]]
 -- @include "callOutcome"
 -- @include "pausedOrMaxed"
@@ -33,14 +40,25 @@
 -- @include "eventsCap"
 -- @include "releaseParent"
 -- @include "delayedScore"
+-- @include "deduplication"
 
-local WIDTH = 10
+local WIDTH = 11
 local base = ARGV[1]
+
+-- -- deduplication: the owners' hashes are read when replying (also on a replay) ----------
+local function ownersOf(ids, deduped)
+  local hashes = {}
+  for n, index in ipairs(deduped) do
+    hashes[n] = redis.call("HGETALL", ARGV[1] .. ids[index])
+  end
+  return hashes
+end
 
 local earlier = recallOutcome(KEYS[11])
 if earlier then
   local saved = cjson.decode(earlier)
-  return {1, saved[1], saved[2]}
+  local deduped, rejected = saved[3] or {}, saved[4] or {}
+  return {1, saved[1], saved[2], deduped, rejected, ownersOf(saved[1], deduped)}
 end
 
 local function field(i, n)
@@ -69,6 +87,8 @@ local cap = eventsCap(KEYS[2])
 local blocked = queueBlocked(KEYS[2], KEYS[9])
 local wake, anyDelayed = false, false
 local ids, duplicates = {}, {}
+local deduped, rejected = {}, {}
+local dedupCtx = {base = base, events = KEYS[7], delayed = KEYS[4], active = KEYS[9], cap = cap}
 
 local function attachDuplicate(jobId, jobKey, parentKey, parentJson)
   local recorded = redis.call("HGET", jobKey, "parentKey")
@@ -101,36 +121,52 @@ for i = 1, total do
     redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "duplicated", "jobId", jobId)
     duplicates[#duplicates + 1] = i
   else
-    if parentKey ~= "" then
-      redis.call("HSET", jobKey, "name", name, "data", field(i, 4), "opts", field(i, 5),
-        "timestamp", timestamp, "delay", delay, "priority", priority,
-        "parentKey", parentKey, "parent", parentJson)
-    else
-      redis.call("HSET", jobKey, "name", name, "data", field(i, 4), "opts", field(i, 5),
-        "timestamp", timestamp, "delay", delay, "priority", priority)
+    local spec, ownerId = nil, nil
+    if field(i, 11) ~= "" then
+      spec = cjson.decode(field(i, 11))
+      local rescheduled
+      ownerId, rescheduled = dedupOnAdd(spec, jobId, {name = name, data = field(i, 4),
+        opts = field(i, 5), timestamp = tonumber(timestamp), delay = delay}, dedupCtx)
+      anyDelayed = anyDelayed or rescheduled
     end
-    redis.call("XADD", KEYS[7], "*", "event", "added", "jobId", jobId, "name", name)
-
-    if delay > 0 then
-      local score, due = delayedScore(KEYS[4], timestamp, delay)
-      redis.call("ZADD", KEYS[4], score, jobId)
-      redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "delayed", "jobId", jobId,
-        "delay", due)
-      anyDelayed = true
+    if ownerId then
+      ids[i] = ownerId
+      deduped[#deduped + 1] = i
+      rejected[#rejected + 1] = jobId
     else
-      if priority > 0 then
-        local sequence = redis.call("INCR", KEYS[6]) % 4294967296
-        redis.call("ZADD", KEYS[5], priority * 4294967296 + sequence, jobId)
-      elseif field(i, 8) == "1" then
-        redis.call("RPUSH", KEYS[1], jobId)
-      else
-        redis.call("LPUSH", KEYS[1], jobId)
+      local extra = {}
+      if parentKey ~= "" then
+        extra = {"parentKey", parentKey, "parent", parentJson}
       end
-      wake = true
-      redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "waiting", "jobId", jobId)
-    end
-    if parentKey ~= "" then
-      redis.call("SADD", parentKey .. ":dependencies", jobKey)
+      if spec then
+        extra[#extra + 1] = "deid"
+        extra[#extra + 1] = spec["id"]
+      end
+      redis.call("HSET", jobKey, "name", name, "data", field(i, 4), "opts", field(i, 5),
+        "timestamp", timestamp, "delay", delay, "priority", priority, unpack(extra))
+      redis.call("XADD", KEYS[7], "*", "event", "added", "jobId", jobId, "name", name)
+
+      if delay > 0 then
+        local score, due = delayedScore(KEYS[4], timestamp, delay)
+        redis.call("ZADD", KEYS[4], score, jobId)
+        redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "delayed", "jobId", jobId,
+          "delay", due)
+        anyDelayed = true
+      else
+        if priority > 0 then
+          local sequence = redis.call("INCR", KEYS[6]) % 4294967296
+          redis.call("ZADD", KEYS[5], priority * 4294967296 + sequence, jobId)
+        elseif field(i, 8) == "1" then
+          redis.call("RPUSH", KEYS[1], jobId)
+        else
+          redis.call("LPUSH", KEYS[1], jobId)
+        end
+        wake = true
+        redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "waiting", "jobId", jobId)
+      end
+      if parentKey ~= "" then
+        redis.call("SADD", parentKey .. ":dependencies", jobKey)
+      end
     end
   end
 end
@@ -142,5 +178,5 @@ if anyDelayed then
   markDelayed(KEYS[8], KEYS[4])
 end
 
-rememberOutcome(KEYS[11], cjson.encode({ids, duplicates}), ARGV[2])
-return {0, ids, duplicates}
+rememberOutcome(KEYS[11], cjson.encode({ids, duplicates, deduped, rejected}), ARGV[2])
+return {0, ids, duplicates, deduped, rejected, ownersOf(ids, deduped)}

@@ -22,19 +22,22 @@
   -4 (completed with pending children), -9 (completed with failed children), -2 / -6 (lock
   missing / held by another token), -3 (not in active).
   Effects: lock released, id out of stalled and active, events trimmed, a dedup key owned by
-  the job released, parent bookkeeping (completed: parent :processed[jobKey] = value and the
-  parent released when no dependency remains; failed: includes/childFailure), atm + 1, the
-  keep policy (kept: in the target set with score now, finishedOn = now, returnvalue or
-  failedReason stored, defa dropped on failure, older jobs pruned; count 0: the job deleted
-  and detached from its parent), event "completed"/"failed" (prev active),
-  "retries-exhausted" when a failure leaves atm >= attempts, then the optional fetch, and
-  "drained" when wait, active and prioritized are empty and nothing else is scheduled. ]]
+  the job released (expired, or no ttl and naming this job) and a job parked for its dedup
+  id by keepLastIfActive created and enqueued (includes/deduplication), parent bookkeeping
+  (completed: parent :processed[jobKey] = value and the parent released when no dependency
+  remains; failed: includes/childFailure), atm + 1, the keep policy (kept: in the target
+  set with score now, finishedOn = now, returnvalue or failedReason stored, defa dropped on
+  failure, older jobs pruned; count 0: the job deleted and detached from its parent), event
+  "completed"/"failed" (prev active), "retries-exhausted" when a failure leaves
+  atm >= attempts, then the optional fetch, and "drained" when wait, active and prioritized
+  are empty and nothing else is scheduled. ]]
 -- @include "callOutcome"
 -- @include "workerLock"
 -- @include "eventsCap"
 -- @include "takeNextJob"
 -- @include "finishedRetention"
 -- @include "childFailure"
+-- @include "deduplication"
 
 local q = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEYS[4],
   limiter = KEYS[6], delayed = KEYS[7], meta = KEYS[8], pc = KEYS[9], marker = KEYS[12]}
@@ -78,12 +81,10 @@ redis.call("XTRIM", q.events, "MAXLEN", "~", eventsCap(q.meta))
 local fields = redis.call("HMGET", jobKey, "parentKey", "parent", "deid")
 local parentKey, parentJson, dedupId = fields[1], fields[2], fields[3]
 
+-- -- deduplication (BullMQ 6.7 moveToFinished step 7, includes/deduplication) --------------
 if dedupId then
-  local dedupKey = base .. "de:" .. dedupId
-  local ttl = redis.call("PTTL", dedupKey)
-  if ttl == 0 or (ttl == -1 and redis.call("GET", dedupKey) == jobId) then
-    redis.call("DEL", dedupKey)
-  end
+  releaseDedupOnFinish(base, dedupId, jobId)
+  requeueParkedJob(q, base, dedupId, now)
 end
 
 if parentKey or parentJson then
@@ -115,7 +116,7 @@ else
   if fields[1] then
     detachFromParent(jobKey, now)
   end
-  deleteJobKeys(jobKey)
+  deleteJobKeys(jobKey, true)
 end
 
 redis.call("XADD", q.events, "*", "event", target, "jobId", jobId, property, value, "prev", "active")

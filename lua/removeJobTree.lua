@@ -11,7 +11,8 @@
   Effects, as BullMQ 6.7 removeJob: detached from its parent (a parent left without
   dependencies is released); with children: every child listed in :dependencies,
   :processed, :failed or :unsuccessful removed the same way; the id leaves whatever
-  structure held it; keys deleted; "removed" (prev = where it was) capped.
+  structure held it; keys deleted (with the dedup key and its parked dn: hash when the
+  job owns its deduplication id); "removed" (prev = where it was) capped.
 ]]
 -- @include "callOutcome"
 -- @include "pausedOrMaxed"

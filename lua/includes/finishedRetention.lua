@@ -11,7 +11,7 @@
 local function dropFinishedJob(base, id, now)
   local jobKey = base .. id
   detachFromParent(jobKey, now)
-  deleteJobKeys(jobKey)
+  deleteJobKeys(jobKey, true)
 end
 
 local function pruneFinished(setKey, base, now, count, age, limit)

@@ -1,10 +1,12 @@
 --[[ Deleting jobs for good.
-  deleteJobKeys(jobKey): the hash and its :logs, :dependencies, :processed, :failed and
-    :unsuccessful sub-keys (not :lock), plus the deduplication key when this job owns it.
+  deleteJobKeys(jobKey, keepDedup): the hash and its :logs, :dependencies, :processed,
+    :failed and :unsuccessful sub-keys (not :lock), plus, unless keepDedup, the deduplication
+    key (and its parked dn: hash) when this job owns it. keepDedup is for the keep policies
+    of finished jobs, where BullMQ leaves a live dedup window (ttl) running.
   detachFromParent(jobKey, now): take the job out of its parent's :dependencies; a parent
     left with none that waits for children is released (includes/releaseParent). ]]
-local function deleteJobKeys(jobKey)
-  local dedupId = redis.call("HGET", jobKey, "deid")
+local function deleteJobKeys(jobKey, keepDedup)
+  local dedupId = not keepDedup and redis.call("HGET", jobKey, "deid")
   if dedupId then
     local cut = string.find(jobKey, ":[^:]*$")
     local base = string.sub(jobKey, 1, cut)

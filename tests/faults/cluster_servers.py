@@ -24,7 +24,7 @@ from redis.crc import key_slot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis_server import LocalRedis, free_port, redis_server_binary  # noqa: E402
+from redis_server import LocalRedis, free_port, redis_server_binary
 
 
 def cluster_port() -> int:
@@ -95,19 +95,32 @@ class LocalCluster:
                     self.binary,
                     port=cluster_port(),
                     extra=[
-                        "--cluster-enabled", "yes",
-                        "--cluster-node-timeout", str(self.node_timeout_ms),
-                        "--cluster-require-full-coverage", "yes",
-                        "--repl-diskless-sync-delay", "0",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-node-timeout",
+                        str(self.node_timeout_ms),
+                        "--cluster-require-full-coverage",
+                        "yes",
+                        "--repl-diskless-sync-delay",
+                        "0",
                     ],
                 )
                 self.nodes.append(node)
                 node.start()
             addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
             subprocess.run(
-                ["redis-cli", "--cluster", "create", *addresses,
-                 "--cluster-replicas", str(self.replicas), "--cluster-yes"],
-                check=True, capture_output=True, timeout=60,
+                [
+                    "redis-cli",
+                    "--cluster",
+                    "create",
+                    *addresses,
+                    "--cluster-replicas",
+                    str(self.replicas),
+                    "--cluster-yes",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
             )
             wait_for(self._healthy, 30, "cluster_state:ok on every node")
         except BaseException:
@@ -126,7 +139,10 @@ class LocalCluster:
                 if self.replicas and len(self._raw_slots(client)) < self.primaries:
                     return False
                 replication = client.info("replication")
-                if replication.get("role") == "slave" and replication.get("master_link_status") != "up":
+                if (
+                    replication.get("role") == "slave"
+                    and replication.get("master_link_status") != "up"
+                ):
                     return False
             finally:
                 client.close()
@@ -228,7 +244,9 @@ class _SentinelProcess(LocalRedis):
             )
         self.process = subprocess.Popen(
             [self.binary, conf, "--sentinel"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.wait_ready()
         return self
@@ -256,14 +274,24 @@ class SentinelGroup:
 
     def start(self) -> SentinelGroup:
         try:
-            self.primary = LocalRedis(self.binary, extra=["--repl-diskless-sync-delay", "0"]).start()
+            self.primary = LocalRedis(
+                self.binary, extra=["--repl-diskless-sync-delay", "0"]
+            ).start()
             self.replica = LocalRedis(
                 self.binary,
-                extra=["--replicaof", "127.0.0.1", str(self.primary.port), "--repl-diskless-sync-delay", "0"],
+                extra=[
+                    "--replicaof",
+                    "127.0.0.1",
+                    str(self.primary.port),
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ],
             ).start()
             wait_for(self._replica_synced, 20, "the replica to sync")
             for _ in range(3):
-                sentinel = _SentinelProcess(self.binary, self.primary.port, self.service, self.down_after_ms)
+                sentinel = _SentinelProcess(
+                    self.binary, self.primary.port, self.service, self.down_after_ms
+                )
                 self.sentinels.append(sentinel)
                 sentinel.start()
             wait_for(self._sentinels_ready, 30, "sentinels to see the replica and each other")
@@ -296,7 +324,9 @@ class SentinelGroup:
         """The primary's port as the sentinels currently report it."""
         client = redis.Redis(port=self.sentinels[0].port, decode_responses=True)
         try:
-            _host, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+            _host, port = client.execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
+            )
             return int(port)
         finally:
             client.close()
@@ -315,7 +345,9 @@ class SentinelGroup:
         self.stop()
 
 
-def fabricate_failed_job(client: Any, prefix: str, queue: str, job_id: str, ts: int = 1_700_000_000_000) -> None:
+def fabricate_failed_job(
+    client: Any, prefix: str, queue: str, job_id: str, ts: int = 1_700_000_000_000
+) -> None:
     """Write a BullMQ-shaped failed job (hash + failed zset entry) with a plain client."""
     base = f"{prefix}:{queue}:"
     client.hset(
@@ -335,4 +367,3 @@ def fabricate_failed_job(client: Any, prefix: str, queue: str, job_id: str, ts: 
         },
     )
     client.zadd(base + "failed", {job_id: ts + 2})
-

@@ -3,19 +3,21 @@ resharding and failover, and Node BullMQ on the same hash-tagged queue."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
+from cluster_servers import LocalCluster, fabricate_failed_job, require_binaries
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from bullmq_sync import ConfigurationError, Connection, Job, Queue
 from bullmq_sync.cluster import ClusterConnection
 from bullmq_sync.scripts import LIBRARY
-from cluster_servers import LocalCluster, fabricate_failed_job, require_binaries
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -58,13 +60,21 @@ def names_on_distinct_nodes(cluster: LocalCluster, prefix: str, count: int = 3) 
     raise AssertionError("could not spread queues over the nodes")
 
 
-def assert_retried_once(client: redis.Redis | RedisCluster, prefix: str, name: str, job_id: str) -> None:
+def assert_retried_once(
+    client: redis.Redis | RedisCluster, prefix: str, name: str, job_id: str
+) -> None:
     base = f"{prefix}:{{{name}}}:"
     assert client.lrange(base + "wait", 0, -1).count(job_id) == 1
     assert client.zscore(base + "failed", job_id) is None
     fields = client.hgetall(base + job_id)
-    assert "failedReason" not in fields and "finishedOn" not in fields and "processedOn" not in fields
-    waiting = [e for _, e in client.xrange(base + "events") if e.get("event") == "waiting" and e.get("jobId") == job_id]
+    assert (
+        "failedReason" not in fields and "finishedOn" not in fields and "processedOn" not in fields
+    )
+    waiting = [
+        e
+        for _, e in client.xrange(base + "events")
+        if e.get("event") == "waiting" and e.get("jobId") == job_id
+    ]
     assert len(waiting) == 1
 
 
@@ -93,7 +103,7 @@ def test_every_cluster_form_gives_a_cluster_connection(cluster: LocalCluster) ->
 
 def test_cluster_url_password_is_redacted_and_bad_urls_refused(cluster: LocalCluster) -> None:
     with pytest.raises(ConfigurationError, match=r"\*\*\*"):
-        Connection(f"redis+cluster://:hunter2@127.0.0.1:1", socket_connect_timeout=0.2)
+        Connection("redis+cluster://:hunter2@127.0.0.1:1", socket_connect_timeout=0.2)
     with pytest.raises(ConfigurationError):
         Connection("unix:///tmp/x.sock", cluster=True)
 
@@ -101,7 +111,9 @@ def test_cluster_url_password_is_redacted_and_bad_urls_refused(cluster: LocalClu
 # -- hash slots ---------------------------------------------------------------------------
 
 
-def test_queue_whose_keys_span_slots_is_refused_with_the_fix(conn: Connection, raw_cluster: RedisCluster, prefix: str) -> None:
+def test_queue_whose_keys_span_slots_is_refused_with_the_fix(
+    conn: Connection, raw_cluster: RedisCluster, prefix: str
+) -> None:
     with pytest.raises(ConfigurationError) as refused:
         Queue("emails", connection=conn, prefix=prefix)
     message = str(refused.value)
@@ -145,7 +157,11 @@ def test_scripts_are_preloaded_on_every_primary(cluster: LocalCluster, prefix: s
 
 
 def test_noscript_after_script_flush_is_recovered_on_the_answering_node(
-    cluster: LocalCluster, conn: Connection, raw_cluster: RedisCluster, prefix: str, log_events: list
+    cluster: LocalCluster,
+    conn: Connection,
+    raw_cluster: RedisCluster,
+    prefix: str,
+    log_events: list,
 ) -> None:
     queue = Queue("{q}", connection=conn, prefix=prefix)
     fabricate_failed_job(raw_cluster, prefix, "{q}", "1")
@@ -182,11 +198,23 @@ def test_execute_pipeline_and_scripts_across_queues_in_different_slots(
     for queue in queues:
         keys = queue.keys
         for job_id in ("1", "2") if queue is not queues[0] else ("2",):
-            calls.append((
-                [keys.job(job_id), keys.events, keys.failed, keys.wait, keys.meta, keys.active,
-                 keys.marker, keys.prioritized, keys.pc, keys.op(queue.next_token())],
-                [job_id, "0", "failed", "0", "0", 60000],
-            ))
+            calls.append(
+                (
+                    [
+                        keys.job(job_id),
+                        keys.events,
+                        keys.failed,
+                        keys.wait,
+                        keys.meta,
+                        keys.active,
+                        keys.marker,
+                        keys.prioritized,
+                        keys.pc,
+                        keys.op(queue.next_token()),
+                    ],
+                    [job_id, "0", "failed", "0", "0", 60000],
+                )
+            )
     replies = conn.run_script_many("retryFinishedJob", calls)
     assert replies == [[1, "waiting"]] * 5
     for name in names:
@@ -204,9 +232,16 @@ def test_keyless_commands_and_cross_slot_errors(conn: Connection, prefix: str) -
         conn.run_script("retryFinishedJob", [f"{prefix}:a", f"{prefix}:b"], ["1"])
 
 
-def test_dedicated_client_needs_a_key_and_reaches_its_owner(cluster: LocalCluster, conn: Connection, prefix: str) -> None:
-    with pytest.raises(ConfigurationError, match="key="):
-        conn.dedicated()
+def test_dedicated_clients_reach_the_owner_of_the_key(
+    cluster: LocalCluster, conn: Connection, prefix: str
+) -> None:
+    routed = conn.dedicated(socket_timeout=2)  # no key: a separate cluster client
+    try:
+        assert isinstance(routed, RedisCluster)
+        routed.zadd(tagged(prefix, "d") + ":marker", {"0": 1})
+        assert routed.bzpopmin(tagged(prefix, "d") + ":marker", timeout=0.1) is not None
+    finally:
+        routed.close()
     key = tagged(prefix, "q") + ":marker"
     client = conn.dedicated(socket_timeout=2, key=key)
     try:
@@ -233,11 +268,15 @@ def test_resharding_is_followed_and_noscript_on_the_new_owner_recovered(
     cluster: LocalCluster, conn: Connection, raw_cluster: RedisCluster, prefix: str
 ) -> None:
     queue = Queue("{q}", connection=conn, prefix=prefix)
-    for job_id in ("1", "2"):
+    for job_id in ("1", "2", "3"):
         fabricate_failed_job(raw_cluster, prefix, "{q}", job_id)
     Job.from_id(queue, "1").retry()  # type: ignore[union-attr]  # slot map and scripts warm
     job2 = Job.from_id(queue, "2")
     assert job2 is not None
+    # two more connections whose slot maps will be stale after the move
+    stale_pipeline, stale_batch = Connection(cluster.url), Connection(cluster.url)
+    for stale in (stale_pipeline, stale_batch):
+        stale.execute("GET", f"{tagged(prefix, 'q')}:id")
 
     slot = key_slot(f"{tagged(prefix, 'q')}:wait".encode())
     source = cluster.owner_of(f"{tagged(prefix, 'q')}:wait")
@@ -252,6 +291,24 @@ def test_resharding_is_followed_and_noscript_on_the_new_owner_recovered(
     assert client.script_exists(LIBRARY.get("retryFinishedJob").sha) == [True]
     client.close()
     assert_retried_once(raw_cluster, prefix, "q", "2")
+
+    # a pipeline answered with MOVED is asked again on the new owner, in order
+    base = f"{tagged(prefix, 'q')}:"
+    assert stale_pipeline.pipeline([("LLEN", base + "wait"), ("HGET", base + "3", "name")]) == [
+        2,
+        "fabricated",
+    ]
+    # a batch of script calls answered with MOVED runs once on the new owner
+    keys = queue.keys
+    call = (
+        [keys.job("3"), keys.events, keys.failed, keys.wait, keys.meta, keys.active,
+         keys.marker, keys.prioritized, keys.pc, keys.op(queue.next_token())],
+        ["3", "0", "failed", "0", "0", 60000],
+    )  # fmt: skip
+    assert stale_batch.run_script_many("retryFinishedJob", [call]) == [[1, "waiting"]]
+    assert_retried_once(raw_cluster, prefix, "q", "3")
+    stale_pipeline.close()
+    stale_batch.close()
     cluster.move_slot(slot, target, source)  # put it back for the other tests
 
 
@@ -309,14 +366,24 @@ def test_primary_failover_resumes_within_budget_and_applies_each_retry_once(pref
 
 
 @pytest.mark.interop
-def test_node_bullmq_and_python_share_a_hash_tagged_queue(cluster: LocalCluster, conn: Connection, prefix: str) -> None:
+def test_node_bullmq_and_python_share_a_hash_tagged_queue(
+    cluster: LocalCluster, conn: Connection, prefix: str
+) -> None:
     """Node adds and fails a job, Python retries it, Node's worker then completes it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "interop"))
     from nodebullmq import NodeBullMQ, require_node
 
     require_node(6)
     tag = f"{{{prefix}}}"  # the hash-tagged prefix both sides use
     with NodeBullMQ(cluster.url, major=6) as node:
-        added = node.call("add", queue="shared", prefix=tag, name="mail", data={"__failTimes": 1}, opts={"attempts": 1})
+        added = node.call(
+            "add",
+            queue="shared",
+            prefix=tag,
+            name="mail",
+            data={"__failTimes": 1},
+            opts={"attempts": 1},
+        )
         job_id = str(added["id"])
         [failed] = node.call("process", queue="shared", prefix=tag, count=1, timeoutMs=15000)
         assert failed["event"] == "failed"
@@ -334,3 +401,75 @@ def test_node_bullmq_and_python_share_a_hash_tagged_queue(cluster: LocalCluster,
         assert raw.zrange(f"{tag}:shared:failed", 0, -1) == []
         raw.close()
         queue.close()
+
+
+def test_ask_redirect_mid_migration_and_split_keys_wait_for_the_end(
+    cluster: LocalCluster,
+    conn: Connection,
+    raw_cluster: RedisCluster,
+    prefix: str,
+    log_events: list,
+) -> None:
+    """A key already moved answers ASK (followed); a script whose keys are split between the two
+    nodes gets TRYAGAIN, which is retried until the migration completes."""
+    queue = Queue("{mig}", connection=conn, prefix=prefix)
+    for job_id in ("1", "2"):
+        fabricate_failed_job(raw_cluster, prefix, "{mig}", job_id)
+    base = f"{tagged(prefix, 'mig')}:"
+    slot = key_slot((base + "wait").encode())
+    source = cluster.owner_of(base + "wait")
+    target = next(n for n in cluster.live_nodes() if n.port != source.port)
+    src, dst = cluster.client(source), cluster.client(target)
+    src_id, dst_id = cluster.node_id(source), cluster.node_id(target)
+    dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+    src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", base + "1")
+
+    # the moved job hash: the source answers ASK, the call is repeated on the target
+    assert conn.execute("HGET", base + "1", "name") == "fabricated"
+    assert conn.pipeline([("HGET", base + "1", "name"), ("HGET", base + "2", "name")]) == [
+        "fabricated",
+        "fabricated",
+    ]
+
+    def finish_migration() -> None:
+        time.sleep(0.5)
+        cluster.move_slot(slot, source, target)  # moves the rest, assigns the slot
+
+    finisher = threading.Thread(target=finish_migration)
+    finisher.start()
+    job = Job.from_id(queue, "1")
+    assert job is not None
+    job.retry()  # keys split over two nodes: TRYAGAIN until the slot has moved
+    finisher.join()
+    retries = [e for e in log_events if e["event"] == "redis.retry"]
+    assert retries and "TryAgainError" in retries[0]["detail"]
+    src.close()
+    dst.close()
+    assert_retried_once(raw_cluster, prefix, "mig", "1")
+    cluster.move_slot(slot, target, source)
+
+
+def test_batch_with_noscript_on_one_node_reloads_only_there(
+    cluster: LocalCluster, conn: Connection, raw_cluster: RedisCluster, prefix: str
+) -> None:
+    names = names_on_distinct_nodes(cluster, prefix)
+    queues = [Queue(f"{{{n}}}", connection=conn, prefix=prefix) for n in names]
+    calls = []
+    for queue in queues:
+        fabricate_failed_job(raw_cluster, prefix, queue.name, "7")
+        keys = queue.keys
+        calls.append((
+            [keys.job("7"), keys.events, keys.failed, keys.wait, keys.meta, keys.active,
+             keys.marker, keys.prioritized, keys.pc, keys.op(queue.next_token())],
+            ["7", "0", "failed", "0", "0", 60000],
+        ))  # fmt: skip
+    conn.execute("GET", f"{tagged(prefix, names[0])}:id")  # preloaded everywhere
+    flushed = cluster.owner_of(f"{tagged(prefix, names[1])}:wait")
+    client = cluster.client(flushed)
+    client.script_flush()
+    assert conn.run_script_many("retryFinishedJob", calls) == [[1, "waiting"]] * 3
+    assert client.script_exists(LIBRARY.get("retryFinishedJob").sha) == [True]
+    client.close()
+    for name in names:
+        assert_retried_once(raw_cluster, prefix, name, "7")

@@ -76,3 +76,31 @@ def test_closed_queue_refuses_transitions(redis_url, raw, prefix):
     with pytest.raises(ClientClosed):
         job.retry()
     assert raw.zscore(f"{prefix}:q:failed", "1") is not None
+
+
+@pytest.mark.parametrize("protocol", ["2", "3"])
+def test_resp2_and_resp3_give_the_same_results(redis_url, raw, prefix, protocol):
+    import time
+
+    from bullmq_sync import QueueEvents, Worker
+
+    url = f"{redis_url}{'&' if '?' in redis_url else '?'}protocol={protocol}"
+    with Connection(url) as connection:
+        queue = Queue("q", connection=connection, prefix=prefix)
+        events = QueueEvents("q", connection=connection, prefix=prefix, last_event_id="0")
+        job = queue.add("work", {"n": 1}, attempts=1)
+        assert queue.get_job(job.id).data == {"n": 1}
+        assert queue.get_job_counts("waiting") == {"waiting": 1}
+
+        def fail(job):
+            raise RuntimeError("nope")
+
+        with Worker("q", fail, connection=connection, prefix=prefix, drain_delay=1):
+            deadline = time.monotonic() + 10
+            while queue.get_job_counts("failed")["failed"] != 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        queue.get_job(job.id).retry()
+        assert raw.lrange(f"{prefix}:q:wait", 0, -1) == [job.id]
+        names = [e.name for e in events.iter(block=False)]
+        assert names[:2] == ["added", "waiting"] and names[-1] == "waiting"
+        events.close()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bullmq_sync import InvalidArgument, JobNotFound, JobNotInState, Queue
+from bullmq_sync import InvalidArgument, JobNotFound, JobNotInState, Queue, QueueHasActiveJobs
 
 from queue_helpers import events, snapshot
 
@@ -150,9 +150,29 @@ def test_obliterate(queue, raw, prefix):
     queue.add_bulk([{"name": "a"}] * 30)
     queue.add("d", delay=1000)
     raw.lpush(f"{prefix}:q:active", "x")
-    with pytest.raises(InvalidArgument):
+    before = snapshot(raw, prefix)
+    with pytest.raises(QueueHasActiveJobs):
         queue.obliterate()
+    assert snapshot(raw, prefix) == before  # refused before pausing: nothing changed
     from bullmq_sync import management
 
     management.obliterate(queue, force=True, count=7)
     assert list(raw.scan_iter(match=f"{prefix}:q:*")) == []
+
+
+def test_global_concurrency_and_rate_limit_live_in_meta(queue, raw, prefix):
+    queue.set_global_concurrency(3)
+    assert raw.hget(f"{prefix}:q:meta", "concurrency") == "3"
+    assert queue.get_global_concurrency() == 3
+    queue.setGlobalRateLimit(10, 1000)
+    assert raw.hmget(f"{prefix}:q:meta", "max", "duration") == ["10", "1000"]
+    before = snapshot(raw, prefix)
+    for bad in (lambda: queue.set_global_concurrency(0), lambda: queue.set_global_rate_limit(1, -5)):
+        with pytest.raises(InvalidArgument):
+            bad()
+    assert snapshot(raw, prefix) == before
+    queue.remove_global_concurrency()
+    queue.remove_global_rate_limit()
+    assert queue.get_global_concurrency() is None
+    assert raw.hgetall(f"{prefix}:q:meta").keys() <= {"opts.maxLenEvents", "paused"}
+

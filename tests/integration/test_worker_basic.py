@@ -606,3 +606,18 @@ def test_sigterm_closes_gracefully(redis_url: str, raw: Any, prefix: str) -> Non
     assert "EXITED" in out and child.returncode == 0
     assert raw.zrange(f"{prefix}:q:completed", 0, -1) == [job.id]
     assert raw.llen(f"{prefix}:q:wait") == 1 and raw.llen(f"{prefix}:q:active") == 0
+
+
+def test_processor_with_bullmqs_job_token_signature(queue: Queue, raw: Any, prefix: str, redis_url: str) -> None:
+    """BullMQ's documented processor is ``process(job, job_token)``; it works without ``async``."""
+    job = queue.add("work", {"n": 1})
+    tokens: list[str] = []
+
+    def process(job: Job, job_token: str) -> str:
+        tokens.append(job_token)
+        return "some value"
+
+    with make_worker(redis_url, prefix, process):
+        wait_for(lambda: raw.zcard(f"{prefix}:q:completed") == 1)
+    assert raw.hget(f"{prefix}:q:{job.id}", "returnvalue") == '"some value"'
+    assert len(tokens) == 1 and tokens[0].count(":") >= 1

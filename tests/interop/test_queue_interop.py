@@ -127,3 +127,19 @@ def test_node_sees_our_duplicate_and_counter(node, queue, prefix):
     queue.add("a", job_id="dup")
     got = node.call("add", queue="q", prefix=prefix, name="n", data={})
     assert got["id"] == "3"
+
+
+def test_global_concurrency_shared_with_node(node, queue, prefix):
+    """The same meta field both ways, and a Node worker honours the limit we set."""
+    queue.set_global_concurrency(2)
+    node.call("setGlobalConcurrency", queue="q", prefix=prefix, concurrency=5)
+    assert queue.get_global_concurrency() == 5
+    queue.set_global_concurrency(1)
+    for i in range(4):
+        queue.add("slow", {"__sleepMs": 150, "i": i})
+    outcomes = node.call("process", queue="q", prefix=prefix, count=4, concurrency=4, timeoutMs=15000)
+    assert [o["event"] for o in outcomes] == ["completed"] * 4
+    jobs = sorted(queue.get_completed(), key=lambda j: j.processed_on or 0)
+    # one at a time: each job started after the previous one finished
+    for earlier, later in zip(jobs, jobs[1:]):
+        assert later.processed_on >= earlier.finished_on
