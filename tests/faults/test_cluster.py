@@ -473,3 +473,29 @@ def test_batch_with_noscript_on_one_node_reloads_only_there(
     client.close()
     for name in names:
         assert_retried_once(raw_cluster, prefix, name, "7")
+
+
+def test_worker_and_queue_events_on_the_cluster(conn: Connection, prefix: str) -> None:
+    """Blocking reads (the worker's BZPOPMIN, QueueEvents' XREAD) go to the key's primary."""
+    import time
+
+    from bullmq_sync import Queue, QueueEvents, Worker
+
+    queue = Queue("{work}", connection=conn, prefix=prefix)
+    events = QueueEvents("{work}", connection=conn, prefix=prefix)
+    seen: list[str] = []
+    events.on("completed", lambda e: seen.append(str(e.job_id)))
+    events.start()
+    worker = Worker("{work}", lambda job: job.data["n"] * 2, connection=conn, prefix=prefix,
+                    drain_delay=1)
+    worker.start()
+    jobs = [queue.add("double", {"n": i}) for i in range(5)]
+    deadline = time.monotonic() + 15
+    while len(seen) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    assert worker.close(timeout=10)
+    assert time.monotonic() - started < 5  # the blocked BZPOPMIN was interrupted
+    events.close()
+    assert sorted(seen) == sorted(j.id for j in jobs)
+    assert [queue.get_job(j.id).return_value for j in jobs] == [0, 2, 4, 6, 8]
