@@ -431,9 +431,13 @@ class Connection:
     def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run ``lua/<name>.lua`` by SHA, loading it if Redis lost it; str replies."""
         script = self._scripts.get(name)
-        return self._with_retry(lambda: _decode(self._once(lambda c: self._evalsha(c, script, keys, args))))
+        return self._with_retry(
+            lambda: _decode(self._once(lambda c: self._evalsha(c, script, keys, args)))
+        )
 
-    def run_script_many(self, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+    def run_script_many(
+        self, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
         """Run one script several times in one round trip (each call atomic on its own)."""
         script = self._scripts.get(name)
         batch = list(calls)
@@ -444,7 +448,9 @@ class Connection:
 
         def attempt(connection: Any) -> list[Any]:
             replies = send(connection)
-            if any(isinstance(r, redis.exceptions.ResponseError) and is_noscript(r) for r in replies):
+            if any(
+                isinstance(r, redis.exceptions.ResponseError) and is_noscript(r) for r in replies
+            ):
                 _command(connection, ("SCRIPT", "LOAD", script.source))
                 replies = send(connection)
             for reply in replies:
@@ -499,7 +505,9 @@ class Connection:
             _pipeline(connection, [("SCRIPT", "LOAD", s.source) for s in scripts])
             self._preloaded_pid = os.getpid()
 
-    def _evalsha(self, connection: Any, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _evalsha(
+        self, connection: Any, script: Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
         try:
             return _command(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
         except redis.exceptions.ResponseError as exc:
@@ -529,7 +537,11 @@ class Connection:
         def before_sleep(state: RetryCallState) -> None:
             outcome = state.outcome
             error = outcome.exception() if outcome is not None else None
-            log.redis_retry(attempt=attempts + state.attempt_number, error=error, elapsed=time.monotonic() - started)
+            log.redis_retry(
+                attempt=attempts + state.attempt_number,
+                error=error,
+                elapsed=time.monotonic() - started,
+            )
 
         log.redis_retry(attempt=1, error=first, elapsed=0.0)
         retrying = Retrying(
@@ -621,7 +633,9 @@ def _command(connection: Any, args: Sequence[Any]) -> Any:
     return connection.read_response()
 
 
-def _pipeline(connection: Any, commands: Sequence[Sequence[Any]], *, raise_errors: bool = True) -> list[Any]:
+def _pipeline(
+    connection: Any, commands: Sequence[Sequence[Any]], *, raise_errors: bool = True
+) -> list[Any]:
     connection.send_packed_command(connection.pack_commands(commands))
     replies: list[Any] = []
     error: BaseException | None = None

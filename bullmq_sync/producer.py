@@ -156,6 +156,7 @@ def _job(queue: Queue, job: PreparedJob, job_id: str) -> Job:
         priority=job.priority,
         parent_key=job.parent_key,
         parent=parent,
+        deduplication_id=_dedup_id(job),
     )
 
 
@@ -173,6 +174,11 @@ def add_bulk(queue: Queue, entries: Iterable[Any]) -> list[Job]:
 
 
 # -- deduplication: an add answered with the existing owner of its deduplication id ---------
+
+
+def _dedup_id(job: PreparedJob) -> str | None:
+    spec = job.opts.get("deduplication")
+    return str(spec["id"]) if isinstance(spec, dict) else None
 
 
 def _deduplicated(reply: Sequence[Any]) -> dict[int, tuple[str, Sequence[Any]]]:
@@ -196,19 +202,18 @@ def _deduplicated_job(
 ) -> Job:
     """The Job a deduplicated add returns: the existing owner as stored (BullMQ returns its id)."""
     if owner_hash:
-        pairs = iter(owner_hash)
-        found = Job.from_hash(queue, owner_id, {str(k): str(v) for k, v in zip(pairs, pairs)})
+        fields = {str(k): str(v) for k, v in zip(owner_hash[0::2], owner_hash[1::2], strict=True)}
+        found = Job.from_hash(queue, owner_id, fields)
     else:  # the owner vanished since (only possible on a replayed call)
         found = _job(queue, job, owner_id)
     found.deduplicated_job_id = refused_id
-    spec = job.opts.get("deduplication")
     log.transition(
         "job.deduplicated",
         queue=queue.name,
         job_id=owner_id,
         from_state=None,
         to_state=None,
-        deduplication_id=spec.get("id") if isinstance(spec, dict) else None,
+        deduplication_id=_dedup_id(job),
         deduplicated_job_id=refused_id,
         replayed=status == 1,
         elapsed_ms=elapsed,

@@ -58,10 +58,10 @@ def _takes_token(processor: Callable[..., Any]) -> bool:
         params = list(inspect.signature(processor).parameters.values())
     except (TypeError, ValueError):
         return False
-    positional = [
-        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
 ConnectionLike = Connection | str | redis.Redis | redis.ConnectionPool | None
 
 MAX_BLOCK_SECONDS = 10.0
