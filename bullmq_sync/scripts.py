@@ -28,14 +28,17 @@ class Script:
 
 
 def _lua_root() -> Traversable:
+    """``lua/`` as installed (``bullmq_sync.lua``), else beside the package in a checkout."""
     try:
         root = resources.files("bullmq_sync.lua")
-        if root.joinpath("retryJob.lua").is_file():
+        if root.joinpath(_PROBE).is_file():
             return root
     except ModuleNotFoundError:
         pass
-    # Running from a source checkout: the top-level lua/ beside the package.
     return Path(__file__).resolve().parent.parent / "lua"
+
+
+_PROBE = "retryFinishedJob.lua"
 
 
 class ScriptLibrary:
