@@ -24,7 +24,7 @@ import time
 
 import redis
 
-from common import ROOT, cpus, describe, node_ready, percentile, pin_self, start_redis, taskset
+from common import ROOT, add_placement_option, cpus, describe, node_ready, percentile, pin_self, start_redis, taskset
 
 from bullmq_sync import Connection, Job, Queue
 from bullmq_sync.scripts import LIBRARY
@@ -193,8 +193,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--chunk", type=int, default=100)
     parser.add_argument("--scale-calls", type=int, default=200)
+    add_placement_option(parser)
     args = parser.parse_args()
-    server_cpu, client_cpu = cpus()
+    server_cpu, client_cpu = cpus(args.placement)
     server = start_redis(server_cpu)
     pin_self(client_cpu)
     print(f"redis-server pinned to CPU {server_cpu}, clients to CPU {client_cpu}; Node: {node_ready()}")

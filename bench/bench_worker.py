@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from common import ROOT, cpus, node_ready, pin_self, start_redis, taskset
+from common import ROOT, add_placement_option, cpus, node_ready, pin_self, start_redis, taskset
 
 from bullmq_sync import Job, Queue, Worker
 
@@ -108,9 +108,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=8)
+    add_placement_option(parser)
     args = parser.parse_args()
 
-    server_cpu, client_cpu = cpus()
+    server_cpu, client_cpu = cpus(args.placement)
     server = start_redis(server_cpu)
     pin_self(client_cpu)
     url = server.url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
@@ -16,12 +17,25 @@ from redis_server import LocalRedis, redis_server_binary  # noqa: E402
 INTEROP = ROOT / "tests" / "interop"
 
 
-def cpus() -> tuple[int | None, int | None]:
-    """(server CPU, client CPU): different cores when there are two or more."""
+def cpus(placement: str = "split") -> tuple[int | None, int | None]:
+    """(server CPU, client CPU) for ``placement``: "split" = two different cores, "shared" =
+    both on one core, "none" = no pinning. On some VMs a cross-core wake-up costs hundreds of
+    microseconds, so "shared" shows the clients' own costs better; report both."""
     available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(available) >= 2 and shutil.which("taskset"):
-        return available[0], available[1]
-    return None, None
+    if placement == "none" or not available or not shutil.which("taskset"):
+        return None, None
+    if placement == "shared" or len(available) < 2:
+        return available[0], available[0]
+    return available[0], available[1]
+
+
+def add_placement_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--placement",
+        choices=("split", "shared", "none"),
+        default="split",
+        help="CPU pinning of server and clients (default: split = different cores)",
+    )
 
 
 def start_redis(cpu: int | None) -> LocalRedis:

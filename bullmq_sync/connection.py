@@ -61,6 +61,25 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+_hiredis_pack: Callable[..., bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # the [hiredis] extra is optional
+    _hiredis_pack = None
+
+
+class _Process:
+    """This process's id, refreshed after ``fork()`` (``os.getpid()`` is a system call)."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Process.refresh)
+
 _SENTINEL_CLASS: Any = Sentinel
 
 DEFAULT_URL = "redis://localhost:6379"
@@ -108,7 +127,7 @@ class FairConnectionPool(redis.ConnectionPool):
         super().reset()
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        if self.pid != os.getpid():
+        if self.pid != _Process.pid:
             self._checkpid()
         waiter = None
         with self._lock:
@@ -147,7 +166,7 @@ class FairConnectionPool(redis.ConnectionPool):
         )
 
     def release(self, connection: Any) -> None:
-        if self.pid != os.getpid():
+        if self.pid != _Process.pid:
             self._checkpid()
             return
         with self._lock:
@@ -487,7 +506,7 @@ class Connection:
         self._check_open()
         connection: Any = self.pool.get_connection()
         try:
-            if self._preloaded_pid != os.getpid():
+            if self._preloaded_pid != _Process.pid:
                 self._preload(connection)
             return work(connection)
         except BaseException:
@@ -499,11 +518,11 @@ class Connection:
 
     def _preload(self, connection: Any) -> None:
         with self._preload_lock:
-            if self._preloaded_pid == os.getpid():
+            if self._preloaded_pid == _Process.pid:
                 return
             scripts = self._scripts.all()
             _pipeline(connection, [("SCRIPT", "LOAD", s.source) for s in scripts])
-            self._preloaded_pid = os.getpid()
+            self._preloaded_pid = _Process.pid
 
     def _evalsha(
         self, connection: Any, script: Script, keys: Sequence[str], args: Sequence[Any]
@@ -629,7 +648,11 @@ class BlockingReader:
 
 
 def _command(connection: Any, args: Sequence[Any]) -> Any:
-    connection.send_command(*args)
+    if _hiredis_pack is not None and connection.encoder.encoding == "utf-8":
+        # hiredis packs in C what redis-py's packer checks argument by argument in Python.
+        connection.send_packed_command([_hiredis_pack(tuple(args))])
+    else:
+        connection.send_command(*args)
     return connection.read_response()
 
 

@@ -242,17 +242,18 @@ class Job:
             self.attempts_made = 0
         if flags["reset_attempts_started"]:
             self.attempts_started = 0
-        log.transition(
-            "job.retried",
-            queue=queue.name,
-            job_id=self.id,
-            from_state=from_state,
-            to_state=reply[1],
-            reset_attempts_made=flags["reset_attempts_made"],
-            reset_attempts_started=flags["reset_attempts_started"],
-            replayed=len(reply) > 2,
-            elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
+        if log.enabled():
+            log.transition(
+                "job.retried",
+                queue=queue.name,
+                job_id=self.id,
+                from_state=from_state,
+                to_state=reply[1],
+                reset_attempts_made=flags["reset_attempts_made"],
+                reset_attempts_started=flags["reset_attempts_started"],
+                replayed=len(reply) > 2,
+                elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
 
     # -- reading and managing one job (issue 3: getters.py, job_ops.py) --------------------
 

@@ -69,27 +69,42 @@ def validate_job_id(job_id: object) -> str:
 
 @dataclass(frozen=True)
 class QueueKeys:
-    """Key names of one BullMQ queue (``<prefix>:<queue>:<suffix>``)."""
+    """Key names of one BullMQ queue (``<prefix>:<queue>:<suffix>``), computed once."""
 
     name: str
     prefix: str = "bull"
     base: str = field(init=False)
+    wait: str = field(init=False, repr=False)
+    active: str = field(init=False, repr=False)
+    paused: str = field(init=False, repr=False)
+    waiting_children: str = field(init=False, repr=False)
+    id: str = field(init=False, repr=False)
+    delayed: str = field(init=False, repr=False)
+    prioritized: str = field(init=False, repr=False)
+    stalled_check: str = field(init=False, repr=False)
+    completed: str = field(init=False, repr=False)
+    failed: str = field(init=False, repr=False)
+    stalled: str = field(init=False, repr=False)
+    repeat: str = field(init=False, repr=False)
+    limiter: str = field(init=False, repr=False)
+    meta: str = field(init=False, repr=False)
+    events: str = field(init=False, repr=False)
+    pc: str = field(init=False, repr=False)
+    marker: str = field(init=False, repr=False)
+    de: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_name("queue name", self.name)
         _check_name("prefix", self.prefix)
-        object.__setattr__(self, "base", f"{self.prefix}:{self.name}:")
+        base = f"{self.prefix}:{self.name}:"
+        object.__setattr__(self, "base", base)
+        for suffix in SUFFIXES:
+            object.__setattr__(self, suffix.replace("-", "_"), base + suffix)
 
     @property
     def qualified_name(self) -> str:
         """``<prefix>:<queue>``, the form BullMQ stores as a parent's ``queueKey``."""
         return f"{self.prefix}:{self.name}"
-
-    def __getattr__(self, item: str) -> str:
-        suffix = item.replace("_", "-")
-        if suffix in SUFFIXES:
-            return self.base + suffix
-        raise AttributeError(item)
 
     def state(self, state: str) -> str:
         """The key of a state's structure (``wait``, ``failed``, ...)."""

@@ -20,6 +20,11 @@ STDLIB_LOGGER.addHandler(logging.NullHandler())
 _log = structlog.wrap_logger(STDLIB_LOGGER)
 
 
+def enabled(level: int = logging.INFO) -> bool:
+    """True when events of ``level`` would be emitted (lets hot paths skip building them)."""
+    return STDLIB_LOGGER.isEnabledFor(level)
+
+
 def transition(
     event: str,
     *,
