@@ -324,29 +324,16 @@ def _refuse_repeated_ids(nodes: list[_Node]) -> None:
 
 
 def _args(node: _Node) -> tuple[Any, ...]:
-    job = node.prepared
     return (
         node.queue.keys.base,
         node.job_id,
-        job.name,
-        job.timestamp,
-        job.data_json,
-        job.opts_json,
-        job.delay,
-        job.priority,
-        "1" if job.lifo else "0",
-        job.parent_key or "",
-        job.parent_json or "",
+        *node.prepared.script_fields(),
         "1" if node.has_children else "0",
     )
 
 
 def _landing(node: _Node) -> str:
-    if node.has_children:
-        return "waiting-children"
-    if node.prepared.delay > 0:
-        return "delayed"
-    return "prioritized" if node.prepared.priority > 0 else "waiting"
+    return "waiting-children" if node.has_children else node.prepared.landing_state
 
 
 def _count(node: _Node) -> int:

@@ -114,6 +114,27 @@ class PreparedJob:
     dedup_json: str | None = None
     """The ``deduplication`` option as JSON (what the add script reads), or None."""
 
+    def script_fields(self) -> tuple[object, ...]:
+        """The fields every add script takes for a job, in its argument order."""
+        return (
+            self.name,
+            self.timestamp,
+            self.data_json,
+            self.opts_json,
+            self.delay,
+            self.priority,
+            "1" if self.lifo else "0",
+            self.parent_key or "",
+            self.parent_json or "",
+        )
+
+    @property
+    def landing_state(self) -> str:
+        """Where the job is stored: ``delayed``, ``prioritized`` or ``waiting``."""
+        if self.delay > 0:
+            return "delayed"
+        return "prioritized" if self.priority > 0 else "waiting"
+
 
 def normalize_job_options(opts: _Mapping[str, object] | None) -> dict[str, object]:
     """An opts mapping in either spelling -> BullMQ's public (camelCase) names, None dropped."""

@@ -18,19 +18,7 @@ ADD_COMMAND = "addJob"
 
 
 def _args(job: PreparedJob) -> tuple[Any, ...]:
-    return (
-        job.custom_id or "",
-        job.name,
-        job.timestamp,
-        job.data_json,
-        job.opts_json,
-        job.delay,
-        job.priority,
-        "1" if job.lifo else "0",
-        job.parent_key or "",
-        job.parent_json or "",
-        job.dedup_json or "",
-    )
+    return (job.custom_id or "", *job.script_fields(), job.dedup_json or "")
 
 
 def bulk_entry(entry: Any) -> tuple[str, Any, Mapping[str, Any]]:
@@ -119,7 +107,7 @@ def add_prepared(queue: Queue, jobs: Sequence[PreparedJob]) -> list[Job]:
             continue
         result.append(_job(queue, job, job_id))
         duplicated = index in duplicates
-        to_state = _landing(job)
+        to_state = job.landing_state
         log.transition(
             "job.duplicated" if duplicated else "job.added",
             queue=queue.name,
@@ -131,12 +119,6 @@ def add_prepared(queue: Queue, jobs: Sequence[PreparedJob]) -> list[Job]:
             elapsed_ms=elapsed,
         )
     return result
-
-
-def _landing(job: PreparedJob) -> str:
-    if job.delay > 0:
-        return "delayed"
-    return "prioritized" if job.priority > 0 else "waiting"
 
 
 def _job(queue: Queue, job: PreparedJob, job_id: str) -> Job:

@@ -41,7 +41,6 @@ from .connection import BlockingReader, Connection
 from .errors import (
     BullMQSyncError,
     InvalidArgument,
-    JobError,
     UnrecoverableError,
     job_error,
 )
@@ -564,16 +563,12 @@ class Worker:
         keys, args = self._finish_args(job, token, "completed", encoded, "", fetch_next)
         reply = self.connection.run_script("finishJob", keys, args)
         if isinstance(reply, int) and reply < 0:
-            error = job_error(
-                reply,
-                queue=self.queue.name,
-                job_id=job.id,
-                command="moveToFinished",
-                state="active",
-            )
-            if reply == -9:
+            if reply == -9:  # a failed child (failParentOnFailure): BullMQ fails the parent
+                error = job_error(
+                    reply, queue=self.queue.name, job_id=job.id, command="moveToFinished"
+                )
                 return self._fail(job, token, UnrecoverableError(str(error)), fetch_next)
-            self._refused(job, error)
+            self._refused(job, reply, "moveToFinished")
             return None
         job.return_value = result
         job.finished_on = int(args[1])
@@ -636,16 +631,7 @@ class Worker:
         keys, args = self._finish_args(job, token, "failed", message, stack_json, fetch_next)
         reply = self.connection.run_script("finishJob", keys, args)
         if isinstance(reply, int) and reply < 0:
-            self._refused(
-                job,
-                job_error(
-                    reply,
-                    queue=self.queue.name,
-                    job_id=job.id,
-                    command="moveToFinished",
-                    state="active",
-                ),
-            )
+            self._refused(job, reply, "moveToFinished")
             return None
         job.finished_on = int(args[1])
         job.attempts_made += 1
@@ -699,16 +685,7 @@ class Worker:
             ),
         )
         if isinstance(reply, int) and reply < 0:
-            self._refused(
-                job,
-                job_error(
-                    reply,
-                    queue=self.queue.name,
-                    job_id=job.id,
-                    command="moveToDelayed",
-                    state="active",
-                ),
-            )
+            self._refused(job, reply, "moveToDelayed")
             return None
         job.attempts_made += 1
         job.delay = delay
@@ -752,12 +729,7 @@ class Worker:
             ),
         )
         if isinstance(reply, int):
-            self._refused(
-                job,
-                job_error(
-                    reply, queue=self.queue.name, job_id=job.id, command="retryJob", state="active"
-                ),
-            )
+            self._refused(job, reply, "retryJob")
             return
         job.attempts_made += 1
         log.transition(
@@ -777,7 +749,11 @@ class Worker:
         # Even when closing meanwhile, a job handed back is locked by us: run it.
         return job, token
 
-    def _refused(self, job: Job, error: JobError) -> None:
+    def _refused(self, job: Job, code: int, command: str) -> None:
+        """A finishing script answered with a BullMQ error code: log and report it."""
+        error = job_error(
+            code, queue=self.queue.name, job_id=job.id, command=command, state="active"
+        )
         log.refused(
             "job.finish_refused",
             queue=self.queue.name,

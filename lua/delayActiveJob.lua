@@ -28,13 +28,9 @@ end
 if redis.call("EXISTS", jobKey) == 0 then
   return -1
 end
-local locked = releaseWorkerLock(jobKey, KEYS[8], jobId, ARGV[4])
-if locked < 0 then
-  return locked
-end
-redis.call("HSET", jobKey, "failedReason", ARGV[6], "stacktrace", ARGV[7])
-if redis.call("LREM", KEYS[2], -1, jobId) == 0 then
-  return -3
+local left = leaveActive(jobKey, KEYS[2], KEYS[8], jobId, ARGV[4], ARGV[6], ARGV[7])
+if left < 0 then
+  return left
 end
 local delay = tonumber(ARGV[5])
 local score, due = delayedScore(KEYS[4], now, delay)

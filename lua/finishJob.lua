@@ -60,21 +60,11 @@ if target == "completed" then
     return -9
   end
 end
-local locked = releaseWorkerLock(jobKey, KEYS[5], jobId, ARGV[6])
-if locked < 0 then
-  return locked
-end
-local property = "returnvalue"
-if target == "failed" then
-  property = "failedReason"
-  if ARGV[11] ~= "" then
-    redis.call("HSET", jobKey, "failedReason", value, "stacktrace", ARGV[11])
-  else
-    redis.call("HSET", jobKey, "failedReason", value)
-  end
-end
-if redis.call("LREM", q.active, -1, jobId) == 0 then
-  return -3
+local property = target == "failed" and "failedReason" or "returnvalue"
+local left = leaveActive(jobKey, q.active, KEYS[5], jobId, ARGV[6],
+  target == "failed" and value, ARGV[11])
+if left < 0 then
+  return left
 end
 redis.call("XTRIM", q.events, "MAXLEN", "~", eventsCap(q.meta))
 

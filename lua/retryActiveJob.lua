@@ -32,13 +32,9 @@ promoteDueJobs(q, ARGV[1], tonumber(ARGV[2]), queueBlocked(q.meta, q.active))
 if redis.call("EXISTS", jobKey) == 0 then
   return -1
 end
-local locked = releaseWorkerLock(jobKey, KEYS[10], jobId, ARGV[5])
-if locked < 0 then
-  return locked
-end
-redis.call("HSET", jobKey, "failedReason", ARGV[6], "stacktrace", ARGV[7])
-if redis.call("LREM", q.active, -1, jobId) == 0 then
-  return -3
+local left = leaveActive(jobKey, q.active, KEYS[10], jobId, ARGV[5], ARGV[6], ARGV[7])
+if left < 0 then
+  return left
 end
 
 local blocked = queueBlocked(q.meta, q.active)
