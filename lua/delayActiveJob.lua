@@ -8,6 +8,8 @@
   ARGV[5] delay ms (relative)  ARGV[6] failedReason  ARGV[7] stacktrace JSON
   ARGV[8] "1" = fetch the next job  ARGV[9] lock ms  ARGV[10] limiter max ("" none)
   ARGV[11] limiter window ms ("" none)  ARGV[12] worker name ("" none)  ARGV[13] outcome ttl
+  ARGV[14] "1" = a manual move (BullMQ's skipAttempt, Job.move_to_delayed): no attempt
+  counted and no failedReason / stacktrace written (absent = "0")
 
   Returns 0, or a takeNextJob reply carrying a job; -1 / -2 / -6 / -3 as finishJob.
   Effects: failedReason / stacktrace stored; out of active; score from includes/delayedScore
@@ -28,13 +30,17 @@ end
 if redis.call("EXISTS", jobKey) == 0 then
   return -1
 end
-local left = leaveActive(jobKey, KEYS[2], KEYS[8], jobId, ARGV[4], ARGV[6], ARGV[7])
+local manual = ARGV[14] == "1"
+local left = leaveActive(jobKey, KEYS[2], KEYS[8], jobId, ARGV[4], (not manual) and ARGV[6],
+  ARGV[7])
 if left < 0 then
   return left
 end
 local delay = tonumber(ARGV[5])
 local score, due = delayedScore(KEYS[4], now, delay)
-redis.call("HINCRBY", jobKey, "atm", 1)
+if not manual then
+  redis.call("HINCRBY", jobKey, "atm", 1)
+end
 redis.call("HSET", jobKey, "delay", ARGV[5])
 redis.call("ZADD", KEYS[4], score, jobId)
 redis.call("XADD", KEYS[6], "MAXLEN", "~", eventsCap(KEYS[7]), "*",

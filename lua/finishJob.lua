@@ -35,6 +35,7 @@
 -- @include "workerLock"
 -- @include "eventsCap"
 -- @include "takeNextJob"
+-- @include "releaseParent"
 -- @include "finishedRetention"
 -- @include "childFailure"
 -- @include "deduplication"
@@ -104,7 +105,7 @@ if keepCount ~= 0 then
   pruneFinished(KEYS[10], base, now, keepCount, tonumber(ARGV[8]), tonumber(ARGV[9]) or 1000)
 else
   if fields[1] then
-    detachFromParent(jobKey, now)
+    detachFromParent(jobKey)
   end
   deleteJobKeys(jobKey, true)
 end

@@ -20,7 +20,6 @@
 -- @include "pausedOrMaxed"
 -- @include "enqueue"
 -- @include "eventsCap"
--- @include "releaseParent"
 -- @include "removeJobData"
 
 local base, mode, now = ARGV[1], ARGV[2], ARGV[3]
@@ -40,7 +39,7 @@ end
 
 local function purge(id)
   local jobKey = base .. id
-  detachFromParent(jobKey, now)
+  detachFromParent(jobKey, base)
   deleteJobKeys(jobKey)
 end
 

@@ -18,7 +18,6 @@
 -- @include "pausedOrMaxed"
 -- @include "enqueue"
 -- @include "eventsCap"
--- @include "releaseParent"
 -- @include "removeJobData"
 
 local now = ARGV[4]
@@ -80,7 +79,7 @@ local function removeOne(jobKey, top)
     return
   end
   if top then
-    detachFromParent(jobKey, now)
+    detachFromParent(jobKey)
   end
   if withChildren then
     for _, child in ipairs(childrenOf(jobKey)) do

@@ -6,11 +6,10 @@
 -- @include "pausedOrMaxed"
 -- @include "enqueue"
 -- @include "eventsCap"
--- @include "releaseParent"
 -- @include "removeJobData"
 local function dropFinishedJob(base, id, now)
   local jobKey = base .. id
-  detachFromParent(jobKey, now)
+  detachFromParent(jobKey)
   deleteJobKeys(jobKey, true)
 end
 

@@ -214,3 +214,32 @@ def test_our_worker_processes_a_node_flow(node6, redis_url, raw, prefix):
     assert seen["values"] == {f"{prefix}:kids:{i}": n for i, n in values}
     view = node6.call("getJob", queue="top", prefix=prefix, jobId="root-1")
     assert view["state"] == "completed" and view["json"]["returnvalue"] == 60
+
+
+@pytest.mark.parametrize("parent_queue", ["kids", "parents"])
+def test_drain_treats_flow_parents_as_node_does(node6, redis_url, raw, parent_queue):
+    """The same flow drained by Node and by us leaves the same keys behind."""
+    import uuid
+
+    from bullmq_sync import Queue
+
+    def flow():
+        return {"name": "parent", "queueName": parent_queue, "opts": {"jobId": "p"},
+                "children": [{"name": "child", "queueName": "kids", "opts": {"jobId": "c"}}]}
+
+    results = {}
+    for side in ("node", "ours"):
+        prefix = f"d{uuid.uuid4().hex[:8]}"
+        node6.call("addFlow", prefix=prefix, flow=flow())
+        if side == "node":
+            node6.call("drain", queue="kids", prefix=prefix, delayed=False)
+        else:
+            with Queue("kids", connection=redis_url, prefix=prefix) as kids:
+                kids.drain()
+        results[side] = {
+            "keys": sorted(k[len(prefix):] for k in raw.scan_iter(match=f"{prefix}:*")
+                           if ":bullmq-sync:op:" not in k and not k.endswith(":meta")),
+            "parents_wait": raw.lrange(f"{prefix}:{parent_queue}:wait", 0, -1),
+            "parent_events": [f["event"] for _, f in raw.xrange(f"{prefix}:{parent_queue}:events")],
+        }
+    assert results["ours"] == results["node"]
