@@ -6,6 +6,7 @@ from .errors import (
     BullMQSyncError,
     ClientClosed,
     ConfigurationError,
+    DelayedError,  # worker steps
     InvalidArgument,
     JobBelongsToJobScheduler,
     JobError,
@@ -19,12 +20,15 @@ from .errors import (
     ParentJobNotFound,
     PoolTimeout,
     QueueHasActiveJobs,
+    RateLimitError,  # worker steps
     RedisUnavailable,
     SchedulerJobIdCollision,
     SchedulerJobSlotsBusy,
     ScriptFailed,
     UnknownJobError,
     UnrecoverableError,
+    WaitingChildrenError,  # worker steps
+    WaitingError,  # worker steps
 )
 
 # -- queue events (issue 3, part 5) --
@@ -81,4 +85,9 @@ __all__ = [
     # -- flows (FlowProducer) --
     "FlowProducer",
     "JobNode",
+    # -- worker steps --
+    "DelayedError",
+    "RateLimitError",
+    "WaitingChildrenError",
+    "WaitingError",
 ]

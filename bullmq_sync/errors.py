@@ -27,6 +27,15 @@ The tree::
     UnrecoverableError (an Exception, not a BullMQSyncError)
         raised by YOUR processor to fail a job at once, without its remaining attempts
 
+    Raised by YOUR processor after it moved its own job (Exceptions, not BullMQSyncErrors;
+    the worker then leaves the job where it is, counts no attempt and emits no "failed"):
+    DelayedError            after ``job.move_to_delayed(timestamp, token)``
+    WaitingChildrenError    after ``job.move_to_waiting_children(token)`` returned True
+    WaitingError            after ``job.move_to_wait(token)``
+    RateLimitError          instead: the worker puts the job back at the front of the line
+                            (no attempt counted) and pauses fetching for the limiter's TTL,
+                            usually after ``worker.rate_limit(ms)``
+
 Each ``JobError`` carries ``code``, ``queue``, ``job_id``, ``command`` and ``state``, and its
 message matches Node BullMQ's text for the same code. No module but this one and
 ``connection.py`` (its only caller for redis-py exceptions) knows about redis-py's exceptions.
@@ -292,3 +301,38 @@ def map_redis_error(exc: BaseException, *, attempts: int, ambiguous: bool) -> Bu
 
 class UnrecoverableError(Exception):
     """Raise it in a Worker processor to fail the job for good, whatever attempts are left."""
+
+
+# -- worker steps: errors a processor raises after moving its own job (worker_steps.py) ---
+
+
+class DelayedError(Exception):
+    """Raise it after ``job.move_to_delayed(...)``: the worker leaves the delayed job alone."""
+
+    def __init__(self, message: str = "bullmq:movedToDelayed") -> None:
+        super().__init__(message)
+
+
+class WaitingChildrenError(Exception):
+    """Raise it after ``job.move_to_waiting_children(...)`` returned True."""
+
+    def __init__(self, message: str = "bullmq:movedToWaitingChildren") -> None:
+        super().__init__(message)
+
+
+class WaitingError(Exception):
+    """Raise it after ``job.move_to_wait(token)``: the worker leaves the waiting job alone."""
+
+    def __init__(self, message: str = "bullmq:movedToWait") -> None:
+        super().__init__(message)
+
+
+RATE_LIMIT_MESSAGE = "bullmq:rateLimitExceeded"
+"""BullMQ's RateLimitError message; any processor exception with this text counts as one."""
+
+
+class RateLimitError(Exception):
+    """Raise it when the job hit a rate limit: back to wait, no attempt counted."""
+
+    def __init__(self, message: str = RATE_LIMIT_MESSAGE) -> None:
+        super().__init__(message)

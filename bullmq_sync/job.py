@@ -352,6 +352,30 @@ class Job:
     getChildrenValues = get_children_values
     getDependenciesCount = get_dependencies_count
 
+    # -- moves a processor makes on its own job (worker_steps.py) -------------------------
+
+    def move_to_delayed(self, timestamp: int | float, token: str | None = None) -> None:
+        """Move this active job to delayed until ``timestamp`` ms; then raise DelayedError."""
+        from . import worker_steps
+
+        worker_steps.move_to_delayed(self, timestamp, token)
+
+    def move_to_waiting_children(self, token: str | None = None, child: Any = None) -> bool:
+        """Park this active job until its children finish; False when none is pending."""
+        from . import worker_steps
+
+        return worker_steps.move_to_waiting_children(self, token, child)
+
+    def move_to_wait(self, token: str | None = None) -> int:
+        """Put this active job back to waiting (no attempt counted); then raise WaitingError."""
+        from . import worker_steps
+
+        return worker_steps.move_to_wait(self, token)
+
+    moveToDelayed = move_to_delayed
+    moveToWaitingChildren = move_to_waiting_children
+    moveToWait = move_to_wait
+
     def to_dict(self) -> dict[str, Any]:
         """The job in the shape of Node BullMQ's ``job.toJSON()`` (camelCase keys)."""
         return {

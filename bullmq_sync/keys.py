@@ -128,6 +128,16 @@ class QueueKeys:
         """``<prefix>:<queue>:dn:<id>``: the job parked by ``keepLastIfActive``."""
         return f"{self.base}dn:{dedup_id}"
 
+    # -- worker metrics (worker_steps.py) --------------------------------------------------
+
+    def metrics(self, kind: str) -> str:
+        """``<prefix>:<queue>:metrics:<completed|failed>``: count, prevTS, prevCount."""
+        return f"{self.base}metrics:{kind}"
+
+    def metrics_data(self, kind: str) -> str:
+        """``<prefix>:<queue>:metrics:<kind>:data``: per-minute counts, newest first."""
+        return f"{self.base}metrics:{kind}:data"
+
     def op(self, token: str) -> str:
         """The outcome key of one transition call (see ``OP_SEGMENT``)."""
         return self.base + OP_SEGMENT + token

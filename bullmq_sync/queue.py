@@ -303,6 +303,76 @@ class Queue:
     getDeduplicationJobId = get_deduplication_job_id
     removeDeduplicationKey = remove_deduplication_key
 
+    # -- manual rate limit and worker metrics (worker_steps.py) ---------------------------
+
+    def rate_limit(self, expire_ms: int) -> None:
+        """Rate-limit this queue for ``expire_ms`` ms (BullMQ's ``Queue.rateLimit``)."""
+        from . import worker_steps
+
+        worker_steps.rate_limit(self, expire_ms)
+
+    def get_rate_limit_ttl(self, max_jobs: int | None = None) -> int:
+        """Ms this queue stays rate limited: 0 when not limited (BullMQ's getRateLimitTtl)."""
+        from . import worker_steps
+
+        return worker_steps.rate_limit_ttl(self, max_jobs)
+
+    def get_metrics(self, type: str, start: int = 0, end: int = -1) -> dict[str, Any]:
+        """Per-minute ``completed``/``failed`` counts collected by workers with ``metrics``."""
+        from . import worker_steps
+
+        return worker_steps.get_metrics(self, type, start, end)
+
+    rateLimit = rate_limit
+    getRateLimitTtl = get_rate_limit_ttl
+    getMetrics = get_metrics
+
+    # -- job schedulers (schedulers.py; BullMQ 6 upsertJobScheduler & co) -------------------
+
+    def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        repeat: Mapping[str, Any],
+        template: Mapping[str, Any] | None = None,
+    ) -> Job | None:
+        """Create or replace a job scheduler; returns its first iteration (None past limit)."""
+        from . import schedulers
+
+        return schedulers.upsert(self, scheduler_id, repeat, template)
+
+    def get_job_scheduler(self, scheduler_id: str) -> dict[str, Any] | None:
+        """A job scheduler as BullMQ's getJobScheduler describes it, or None."""
+        from . import schedulers
+
+        return schedulers.get(self, scheduler_id)
+
+    def get_job_schedulers(
+        self, start: int = 0, end: int = -1, asc: bool = False
+    ) -> list[dict[str, Any]]:
+        """Job schedulers by next run time (latest first unless ``asc``)."""
+        from . import schedulers
+
+        return schedulers.get_many(self, start, end, asc)
+
+    def remove_job_scheduler(self, scheduler_id: str) -> bool:
+        """Delete a job scheduler and its pending iteration; True when it existed."""
+        from . import schedulers
+
+        return schedulers.remove(self, scheduler_id)
+
+    def get_job_schedulers_count(self) -> int:
+        """The number of job schedulers."""
+        from . import schedulers
+
+        return schedulers.count(self)
+
+    upsertJobScheduler = upsert_job_scheduler
+    getJobScheduler = get_job_scheduler
+    getJobSchedulers = get_job_schedulers
+    removeJobScheduler = remove_job_scheduler
+    getJobSchedulersCount = get_job_schedulers_count
+    # -- end of job schedulers ----------------------------------------------------------------
+
     # -- display (issue 5: display.py) ----------------------------------------------------
 
     def _repr_html_(self) -> str:

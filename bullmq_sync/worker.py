@@ -15,6 +15,11 @@ move between them across attempts:
   failed for good; ``UnrecoverableError`` and a job's ``defa`` fail it at once;
 * a background thread renews the locks of running jobs every ``lock_duration / 2``, and
   another runs the stalled-job check every ``stalled_interval`` (compatible with Node's).
+* worker steps (worker_steps.py): a processor may move its own job (``move_to_delayed``,
+  ``move_to_waiting_children``, ``move_to_wait``) and raise ``DelayedError`` /
+  ``WaitingChildrenError`` / ``WaitingError`` (the job is left alone), or raise
+  ``RateLimitError`` (job back to wait, fetching waits for the limiter); ``pause()`` /
+  ``resume()`` this worker; ``metrics={"maxDataPoints": n}`` as BullMQ.
 
 Every transition is logged through ``log.transition`` (``job.active``, ``job.completed``,
 ``job.failed``, ``job.retrying``, ``job.delayed``, ``job.stalled``).
@@ -35,17 +40,26 @@ from typing import Any
 
 import redis
 
-from . import log
+from . import log, worker_steps
 from .backoff import BackoffStrategy, retry_delay
 from .connection import BlockingReader, Connection
 from .errors import (
+    RATE_LIMIT_MESSAGE,
     BullMQSyncError,
+    DelayedError,
     InvalidArgument,
+    RateLimitError,
     UnrecoverableError,
+    WaitingChildrenError,
+    WaitingError,
     job_error,
 )
 from .job import OUTCOME_TTL_MS, Job
 from .queue import Queue
+
+# -- worker steps: errors a processor raises after moving its own job (worker_steps.py) ---
+_LEFT_ALONE = (DelayedError, WaitingChildrenError, WaitingError)
+"""The worker leaves the job where the processor put it (no attempt, no failed event)."""
 
 Processor = Callable[..., Any]
 """``processor(job)``, or ``processor(job, token)`` as in BullMQ's docs (the job's lock token)."""
@@ -82,9 +96,10 @@ _OPTION_NAMES = {
     "autorun": "autorun",
     "limiter": "limiter",
     "maxStartedAttempts": "max_started_attempts",
+    "metrics": "metrics",
 }
 
-_EVENTS = ("completed", "failed", "error", "stalled", "active")
+_EVENTS = ("completed", "failed", "error", "stalled", "active", "paused", "resumed")
 
 
 def _now_ms() -> int:
@@ -149,6 +164,7 @@ class Worker:
         autorun: bool = False,
         limiter: Mapping[str, int] | None = None,
         max_started_attempts: int | None = None,
+        metrics: Mapping[str, int] | None = None,
         on_completed: Callable[[Job, Any], None] | None = None,
         on_failed: Callable[[Job, BaseException], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
@@ -168,6 +184,7 @@ class Worker:
             "autorun": autorun,
             "limiter": limiter,
             "max_started_attempts": max_started_attempts,
+            "metrics": metrics,
         }
         for key, value in (opts or {}).items():
             if key == "settings" and isinstance(value, Mapping):
@@ -202,6 +219,15 @@ class Worker:
         limits = settings["limiter"] or {}
         self._limit_max = str(limits["max"]) if limits.get("max") is not None else ""
         self._limit_window = str(limits["duration"]) if limits.get("duration") is not None else ""
+        # -- worker steps: metrics option, client-side pause and manual rate limit ----------
+        self.metrics = settings["metrics"]
+        self._max_metrics = worker_steps.max_data_points(self.metrics)
+        self._paused = threading.Event()
+        self._unpaused = threading.Event()
+        self._unpaused.set()
+        self._limit_until = 0.0
+        self._busy = 0
+        self._idle = threading.Condition()
 
         conn = settings["connection"]
         if not isinstance(conn, Connection):
@@ -376,6 +402,97 @@ class Worker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- worker steps: pause / resume, manual rate limit (worker_steps.py) ----------------
+
+    RateLimitError = RateLimitError
+    """``raise Worker.RateLimitError()`` as in BullMQ's docs (the same class)."""
+
+    def pause(self, do_not_wait_active: bool = False) -> None:
+        """Stop fetching jobs (this worker only); unless asked not to, wait for jobs in flight."""
+        if self._paused.is_set():
+            return
+        self._unpaused.clear()
+        self._paused.set()
+        self._wake_fetcher()
+        if not do_not_wait_active:
+            self._wait_until_idle()
+        log.event("worker.paused", queue=self.queue.name, worker=self.id)
+        self._emit("paused")
+
+    def resume(self) -> None:
+        """Fetch jobs again after ``pause()`` (starts a worker that was never started)."""
+        if not self._paused.is_set():
+            if not self._started and not self._closing.is_set():
+                self.start()
+            return
+        self._paused.clear()
+        self._unpaused.set()
+        if not self._started and not self._closing.is_set():
+            self.start()
+        log.event("worker.resumed", queue=self.queue.name, worker=self.id)
+        self._emit("resumed")
+
+    def is_paused(self) -> bool:
+        """True between ``pause()`` and ``resume()``."""
+        return self._paused.is_set()
+
+    def is_running(self) -> bool:
+        """True between ``start()`` and the end of ``close()``."""
+        return self.running
+
+    def rate_limit(self, expire_ms: int) -> None:
+        """Rate-limit the queue for ``expire_ms`` ms for every worker (BullMQ's rateLimit)."""
+        worker_steps.rate_limit(self.queue, expire_ms)
+
+    isPaused = is_paused
+    isRunning = is_running
+    rateLimit = rate_limit
+
+    def _wake_fetcher(self) -> None:
+        """End a pending marker wait now, with a fresh blocking socket for the next one."""
+        old = self._blocker
+        if old is None or self._closing.is_set():
+            return
+        self._blocker = self.connection.blocking_reader(
+            self.queue.keys.marker, socket_timeout=MAX_BLOCK_SECONDS + 5
+        )
+        old.close()
+
+    def _wait_until_idle(self) -> None:
+        """Wait until no fetch is in flight and no slot holds a job (but the caller's own)."""
+        with self._fetch_lock:
+            pass
+        own = 1 if threading.current_thread() in self._slots else 0
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy <= own or self._closing.is_set())
+
+    def _hold(self, delta: int) -> None:
+        with self._idle:
+            self._busy += delta
+            self._idle.notify_all()
+
+    def _should_fetch_next(self) -> bool:
+        return not (self._closing.is_set() or self._paused.is_set())
+
+    def _requeue_limited(self, job: Job, token: str) -> None:
+        """A processor raised RateLimitError: job back to wait, fetching pauses for the TTL."""
+        try:
+            ttl = worker_steps.move_to_wait(job, token)
+        except BullMQSyncError as exc:
+            self._emit_error(exc)
+            return
+        self._limit_until = _now_ms() + ttl if ttl > 0 else 0.0
+
+    def _rate_limit_wait(self) -> bool:
+        """While a manual rate limit runs, sleep a little; True when it did."""
+        left = self._limit_until - _now_ms()
+        if left <= 0:
+            return False
+        self._closing.wait(min(left / 1000, 0.25))
+        return True
+
+    # -- end of worker steps: pause / resume, manual rate limit ---------------------------
+
     # -- fetching -------------------------------------------------------------------------
 
     def _next_token(self) -> str:
@@ -388,11 +505,18 @@ class Worker:
         while not self._closing.is_set():
             try:
                 if work is None:
+                    if self._paused.is_set():  # worker steps: a paused worker fetches nothing
+                        self._unpaused.wait(0.25)
+                        continue
                     work = self._acquire()
                     if work is None:
                         continue
                 work = self._process(*work)
+                if work is None:
+                    self._hold(-1)
             except Exception as exc:  # noqa: BLE001 - a worker thread must survive anything
+                if work is not None:
+                    self._hold(-1)
                 work = None
                 self._emit_error(exc)
                 self._closing.wait(1.0)
@@ -410,6 +534,10 @@ class Worker:
 
     def _fetch_or_block(self) -> tuple[Job, str] | None:
         while not self._closing.is_set():
+            if self._paused.is_set():  # worker steps: pause / manual rate limit
+                return None
+            if self._rate_limit_wait():
+                continue
             token = self._next_token()
             keys = self.queue.keys
             try:
@@ -442,6 +570,7 @@ class Worker:
                 continue
             job = self._job_from_reply(reply)
             if job is not None:
+                self._hold(1)
                 return job, token
             rate_limited, due = int(reply[2]), float(reply[3])
             if rate_limited > 0:
@@ -455,9 +584,10 @@ class Worker:
 
     def _wait_for_marker(self, seconds: float) -> None:
         """Block on the queue's marker (BZPOPMIN), as BullMQ workers do, until woken."""
-        assert self._blocker is not None
+        blocker = self._blocker
+        assert blocker is not None
         try:
-            self._blocker.call("BZPOPMIN", self.queue.keys.marker, seconds)
+            blocker.call("BZPOPMIN", self.queue.keys.marker, seconds)
         except BullMQSyncError as exc:
             if self._closing.is_set():
                 return
@@ -476,10 +606,28 @@ class Worker:
 
     # -- processing -----------------------------------------------------------------------
 
+    # ---- job schedulers (see bullmq_sync/schedulers.py) ----------------------------------
+
+    def _schedule_next_iteration(self, job: Job) -> None:
+        """A fetched scheduler iteration: create the next one (errors reported, not raised)."""
+        if not job.repeat_job_key:
+            return
+        from . import schedulers
+
+        try:
+            schedulers.after_fetch(self.queue, job)
+        except Exception as exc:  # noqa: BLE001 - as BullMQ: report, still process the job
+            self._emit_error(exc)
+
+    # ---- end of job schedulers -----------------------------------------------------------
+
     def _process(self, job: Job, token: str) -> tuple[Job, str] | None:
         """Run the processor on one job, finish it; returns the next job if one came back."""
         with self._running_lock:
             self._running[job.id] = token
+        # ---- job schedulers: create the next iteration, as BullMQ's worker does --------
+        self._schedule_next_iteration(job)
+        # ---- end of job schedulers --------------------------------------------------------
         log.transition(
             "job.active",
             queue=self.queue.name,
@@ -505,9 +653,21 @@ class Worker:
         finally:
             with self._running_lock:
                 self._running.pop(job.id, None)
-        fetch_next = not self._closing.is_set()
+        fetch_next = self._should_fetch_next()
         if error is None:
             return self._complete(job, token, result, encoded, fetch_next)
+        # -- worker steps: the processor moved its own job, or hit a rate limit ------------
+        if isinstance(error, _LEFT_ALONE):
+            log.event(
+                "job.left_by_processor",
+                queue=self.queue.name,
+                job_id=job.id,
+                error=type(error).__name__,
+            )
+            return None
+        if isinstance(error, RateLimitError) or str(error) == RATE_LIMIT_MESSAGE:
+            self._requeue_limited(job, token)
+            return None
         return self._fail(job, token, error, fetch_next)
 
     def _finish_args(
@@ -535,7 +695,8 @@ class Worker:
                 keys.job(job.id),
                 keys.marker,
                 keys.op(self.queue.next_token()),
-            ),
+            )
+            + ((keys.metrics(target),) if self._max_metrics else ()),
             (
                 job.id,
                 _now_ms(),
@@ -554,7 +715,9 @@ class Worker:
                 self._limit_window,
                 self.name or "",
                 OUTCOME_TTL_MS,
-            ),
+            )
+            # -- worker steps: metrics={"maxDataPoints": n} (finishJob KEYS[14] / ARGV[18])
+            + ((self._max_metrics,) if self._max_metrics else ()),
         )
 
     def _complete(
@@ -815,6 +978,9 @@ class Worker:
     def _stalled_loop(self) -> None:
         period = self.stalled_interval / 1000
         while not self._closing.is_set():
+            if self._paused.is_set():  # worker steps: BullMQ stops its checker while paused
+                self._closing.wait(min(period, 0.5))
+                continue
             try:
                 self.check_stalled()
             except Exception as exc:  # noqa: BLE001 - keep checking

@@ -5,6 +5,7 @@
   KEYS[6] limiter  KEYS[7] delayed  KEYS[8] meta  KEYS[9] pc
   KEYS[10] the target set (completed or failed)  KEYS[11] job hash  KEYS[12] marker
   KEYS[13] outcome key of this call (see includes/callOutcome)
+  KEYS[14] optional: <base>metrics:<target> (worker option metrics, includes/minuteMetrics)
 
   ARGV[1] job id  ARGV[2] now (ms)  ARGV[3] "completed" | "failed"
   ARGV[4] the return value (JSON text) or the failed reason (raw text)
@@ -15,7 +16,7 @@
   ARGV[11] stacktrace JSON to store (failed only; "" = leave)
   ARGV[12] "1" = fetch the next job  ARGV[13] lock ms  ARGV[14] limiter max ("" none)
   ARGV[15] limiter window ms ("" none)  ARGV[16] worker name ("" none)
-  ARGV[17] outcome ttl ms
+  ARGV[17] outcome ttl ms  ARGV[18] optional: metrics maxDataPoints ("" / absent = none)
 
   Returns 0, or a takeNextJob reply (see includes/takeNextJob; a repeated call whose first
   run fetched a job returns that job again with a 5th item 1); errors -1 (no job hash),
@@ -39,6 +40,7 @@
 -- @include "finishedRetention"
 -- @include "childFailure"
 -- @include "deduplication"
+-- @include "minuteMetrics"
 
 local q = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEYS[4],
   limiter = KEYS[6], delayed = KEYS[7], meta = KEYS[8], pc = KEYS[9], marker = KEYS[12]}
@@ -114,6 +116,12 @@ redis.call("XADD", q.events, "*", "event", target, "jobId", jobId, property, val
 if target == "failed" and attemptsMade >= (tonumber(ARGV[10]) or 0) then
   redis.call("XADD", q.events, "*", "event", "retries-exhausted", "jobId", jobId,
     "attemptsMade", attemptsMade)
+end
+
+-- -- worker metrics (BullMQ 6.7 moveToFinished step 13, includes/minuteMetrics) --------
+local maxPoints = tonumber(ARGV[18] or "")
+if maxPoints and KEYS[14] then
+  countFinished(KEYS[14], maxPoints, now)
 end
 
 if ARGV[12] == "1" then

@@ -10,8 +10,8 @@
   ARGV[8] "1" to require the scheduler hash's "ic" field (ids shaped like legacy keys)
 
   Returns the new job id; "" when nothing was created: the scheduler is gone, the fetched
-  job is not its current iteration, or the next iteration already exists (then a
-  "duplicated" event). A repeated call returns the first call's answer. Effects on success:
+  job is not its current iteration (nothing written), or the next iteration already exists
+  (then a "duplicated" event). A repeated call returns the first call's answer. Effects on success:
   ZADD repeat <next> id, HINCRBY ic 1, INCR id counter, the job stored and queued as
   includes/schedulerIteration putIteration. ]]
 -- @include "callOutcome"
@@ -27,7 +27,6 @@ local now = tonumber(ARGV[7])
 local schedulerKey = KEYS[1] .. ":" .. schedulerId
 local prev = tonumber(redis.call("ZSCORE", KEYS[1], schedulerId))
 if prev == nil or (ARGV[8] == "1" and redis.call("HEXISTS", schedulerKey, "ic") == 0) then
-  rememberOutcome(KEYS[11], "", ARGV[2])
   return ""
 end
 local fields = redis.call("HMGET", schedulerKey, "name", "data", "every", "startDate", "offset")
@@ -39,7 +38,6 @@ if every then
   nextMs = everyNext(prev, every, now, fields[5] or repeatOpts["offset"] or 0, fields[4])
 end
 if nextMs == nil or ARGV[4] ~= "repeat:" .. schedulerId .. ":" .. millisText(prev) then
-  rememberOutcome(KEYS[11], "", ARGV[2])
   return ""
 end
 local maxEvents = eventsCap(KEYS[4])

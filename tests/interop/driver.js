@@ -511,6 +511,41 @@ const ops = {
     await stopListener(cacheKey(req.prefix || 'bull', String(requireArg(req, 'queue'))));
     return null;
   },
+
+  // ---- job schedulers (bullmq-sync schedulers task) --------------------------
+  async upsertJobScheduler(req) {
+    const job = await queueOf(req).upsertJobScheduler(
+      String(requireArg(req, 'schedulerId')), requireArg(req, 'repeat'), req.template || undefined);
+    return job ? { id: job.id, name: job.name, data: job.data, opts: job.opts } : null;
+  },
+
+  async getJobScheduler(req) {
+    return (await queueOf(req).getJobScheduler(String(requireArg(req, 'schedulerId')))) ?? null;
+  },
+
+  async getJobSchedulers(req) {
+    return queueOf(req).getJobSchedulers(req.start ?? 0, req.end ?? -1, Boolean(req.asc));
+  },
+
+  async removeJobScheduler(req) {
+    return queueOf(req).removeJobScheduler(String(requireArg(req, 'schedulerId')));
+  },
+  // ---- end of job schedulers ---------------------------------------------------
+
+  // ---- worker steps (bullmq-sync worker extras task) ---------------------------
+  async getRateLimitTtl(req) {
+    return queueOf(req).getRateLimitTtl(req.maxJobs === undefined ? undefined : Number(req.maxJobs));
+  },
+
+  async getMetrics(req) {
+    return queueOf(req).getMetrics(String(requireArg(req, 'type')), req.start ?? 0, req.end ?? -1);
+  },
+
+  async rateLimit(req) {
+    await queueOf(req).rateLimit(Number(requireArg(req, 'expireTimeMs')));
+    return null;
+  },
+  // ---- end of worker steps -----------------------------------------------------
 };
 
 // --------------------------------------------------------------------------

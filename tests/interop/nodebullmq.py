@@ -31,6 +31,9 @@ Operations (every op takes ``queue`` and an optional ``prefix``, default
     eventsCollect waitFor={event, jobId}, timeoutMs=5000
                  -> [{event, jobId?, args: [...]}]  (returns and clears)
     eventsStop
+    getRateLimitTtl maxJobs?               -> ms   (worker steps)
+    getMetrics   type, start=0, end=-1     -> {meta, data, count}
+    rateLimit    expireTimeMs
 
 The ``process`` op runs a data-driven processor; see ``PROCESSOR_CONVENTIONS``.
 
