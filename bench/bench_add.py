@@ -1,12 +1,12 @@
 """Benchmark: adding jobs and bulk retry, bullmq_sync vs Node BullMQ 6 vs the async port.
 
-Contenders run interleaved, round after round, on one private redis-server (or --url, which
-must be a throwaway server: this script FLUSHALLs it between measurements). Prints the median
+Contenders run interleaved, round after round, on one private redis-server that this script
+starts (pinned with taskset, see --placement) and empties between measurements. Prints the median
 jobs/s per contender and the ratios ours/Node and ours/async port; for retry_jobs also the
 longest single Redis command (SLOWLOG) and each client's peak memory.
 
-    /work/venv/bin/python bench/bench_add.py                 # default, about a minute
-    /work/venv/bin/python bench/bench_add.py --add 5000 --bulk 20000 --retry 100000 --rounds 5
+    python bench/bench_add.py                 # default, about a minute
+    python bench/bench_add.py --add 5000 --bulk 20000 --retry 100000 --rounds 5
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from bullmq_sync import Connection, Queue  # noqa: E402
-from redis_server import LocalRedis, redis_server_binary  # noqa: E402
+from common import add_placement_option, cpus, pin_self, start_redis  # noqa: E402
 
 NODE_HELPER = Path(__file__).resolve().parent / "node_add.js"
 SLOW_US = 1000
@@ -121,22 +121,18 @@ def retry_ours(url: str, prefix: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="a throwaway Redis (it is FLUSHALLed); default: start one")
     parser.add_argument("--add", type=int, default=2000, help="jobs per sequential add run")
     parser.add_argument("--bulk", type=int, default=20_000, help="jobs per add_bulk run")
     parser.add_argument("--retry", type=int, default=50_000, help="failed jobs per retry run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-async", action="store_true", help="skip the async port")
+    add_placement_option(parser)
     args = parser.parse_args()
 
-    server = None
-    url = args.url
-    if url is None:
-        binary = redis_server_binary()
-        if binary is None:
-            sys.exit("no redis-server binary; pass --url")
-        server = LocalRedis(binary).start()
-        url = server.url
+    server_cpu, client_cpu = cpus(args.placement)
+    server = start_redis(server_cpu)  # ours alone: emptying it between runs is safe
+    pin_self(client_cpu)
+    url = server.url
     client = redis.Redis.from_url(url)
     try:
         rates: dict[str, list[float]] = {}
