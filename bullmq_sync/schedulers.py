@@ -75,6 +75,24 @@ def _check_pattern(pattern: str, tz: str | None) -> None:
     cron_next(pattern, time.time() * 1000, tz=tz)
 
 
+def _iteration_keys(queue: Queue) -> tuple[str, ...]:
+    """The KEYS of the scripts that store a scheduler's next iteration."""
+    keys = queue.keys
+    return (
+        keys.repeat,
+        keys.delayed,
+        keys.wait,
+        keys.meta,
+        keys.prioritized,
+        keys.marker,
+        keys.id,
+        keys.events,
+        keys.pc,
+        keys.active,
+        keys.op(queue.next_token()),
+    )
+
+
 def _legacy_shape(key: str) -> bool:
     """BullMQ's test for a v5 repeat key ``name:id:endDate:tz:<cron|every>``."""
     parts = key.split(":", 4)
@@ -194,19 +212,7 @@ def after_fetch(queue: Queue, job: Job) -> str | None:
     keys = queue.keys
     reply = queue.connection.run_script(
         "nextSchedulerIteration",
-        (
-            keys.repeat,
-            keys.delayed,
-            keys.wait,
-            keys.meta,
-            keys.prioritized,
-            keys.marker,
-            keys.id,
-            keys.events,
-            keys.pc,
-            keys.active,
-            keys.op(queue.next_token()),
-        ),
+        _iteration_keys(queue),
         (
             keys.base,
             OUTCOME_TTL_MS,
@@ -396,19 +402,7 @@ def upsert(
     keys = queue.keys
     reply = queue.connection.run_script(
         "upsertJobScheduler",
-        (
-            keys.repeat,
-            keys.delayed,
-            keys.wait,
-            keys.meta,
-            keys.prioritized,
-            keys.marker,
-            keys.id,
-            keys.events,
-            keys.pc,
-            keys.active,
-            keys.op(queue.next_token()),
-        ),
+        _iteration_keys(queue),
         (
             keys.base,
             OUTCOME_TTL_MS,

@@ -723,8 +723,7 @@ class Worker:
     def _complete(
         self, job: Job, token: str, result: Any, encoded: str, fetch_next: bool
     ) -> tuple[Job, str] | None:
-        keys, args = self._finish_args(job, token, "completed", encoded, "", fetch_next)
-        reply = self.connection.run_script("finishJob", keys, args)
+        reply = self._finish(job, token, "completed", encoded, "", fetch_next)
         if isinstance(reply, int) and reply < 0:
             if reply == -9:  # a failed child (failParentOnFailure): BullMQ fails the parent
                 error = job_error(
@@ -734,20 +733,33 @@ class Worker:
             self._refused(job, reply, "moveToFinished")
             return None
         job.return_value = result
+        self._emit("completed", job, result)
+        return self._next_from(reply, token)
+
+    def _finish(
+        self, job: Job, token: str, target: str, value: str, stack: str, fetch_next: bool
+    ) -> Any:
+        """One finishJob call; on success the job's fields are updated and the move logged.
+
+        Returns the script's reply: a negative code (nothing changed), or 0 / the next job.
+        """
+        keys, args = self._finish_args(job, token, target, value, stack, fetch_next)
+        reply = self.connection.run_script("finishJob", keys, args)
+        if isinstance(reply, int) and reply < 0:
+            return reply
         job.finished_on = int(args[1])
         job.attempts_made += 1
         with self._running_lock:
             self.processed += 1
         log.transition(
-            "job.completed",
+            f"job.{target}",
             queue=self.queue.name,
             job_id=job.id,
             from_state="active",
-            to_state="completed",
+            to_state=target,
             attempts_made=job.attempts_made,
         )
-        self._emit("completed", job, result)
-        return self._next_from(reply, token)
+        return reply
 
     def _fail(
         self, job: Job, token: str, error: BaseException, fetch_next: bool
@@ -791,23 +803,10 @@ class Worker:
     def _fail_for_good(
         self, job: Job, token: str, message: str, stack_json: str, fetch_next: bool
     ) -> tuple[Job, str] | None:
-        keys, args = self._finish_args(job, token, "failed", message, stack_json, fetch_next)
-        reply = self.connection.run_script("finishJob", keys, args)
+        reply = self._finish(job, token, "failed", message, stack_json, fetch_next)
         if isinstance(reply, int) and reply < 0:
             self._refused(job, reply, "moveToFinished")
             return None
-        job.finished_on = int(args[1])
-        job.attempts_made += 1
-        with self._running_lock:
-            self.processed += 1
-        log.transition(
-            "job.failed",
-            queue=self.queue.name,
-            job_id=job.id,
-            from_state="active",
-            to_state="failed",
-            attempts_made=job.attempts_made,
-        )
         return self._next_from(reply, token)
 
     def _delay(
@@ -817,20 +816,7 @@ class Worker:
         now = _now_ms()
         reply = self.connection.run_script(
             "delayActiveJob",
-            (
-                keys.marker,
-                keys.active,
-                keys.prioritized,
-                keys.delayed,
-                keys.job(job.id),
-                keys.events,
-                keys.meta,
-                keys.stalled,
-                keys.wait,
-                keys.limiter,
-                keys.pc,
-                keys.op(self.queue.next_token()),
-            ),
+            worker_steps.delay_keys(self.queue, job.id),
             (
                 keys.base,
                 now,

@@ -59,6 +59,25 @@ def _ms(name: str, value: object) -> int:
 # -- moves a processor makes --------------------------------------------------------------
 
 
+def delay_keys(queue: Queue, job_id: str) -> tuple[str, ...]:
+    """The KEYS of lua/delayActiveJob.lua (a backoff, or a processor's own move) for a job."""
+    keys = queue.keys
+    return (
+        keys.marker,
+        keys.active,
+        keys.prioritized,
+        keys.delayed,
+        keys.job(job_id),
+        keys.events,
+        keys.meta,
+        keys.stalled,
+        keys.wait,
+        keys.limiter,
+        keys.pc,
+        keys.op(queue.next_token()),
+    )
+
+
 def move_to_delayed(job: Job, timestamp: int | float, token: str | None = None) -> None:
     """Move an active job to delayed until ``timestamp`` (epoch ms), no attempt counted."""
     due = _ms("timestamp", timestamp)
@@ -69,20 +88,7 @@ def move_to_delayed(job: Job, timestamp: int | float, token: str | None = None) 
     delay = max(due - now, 0)
     reply = queue.connection.run_script(
         "delayActiveJob",
-        (
-            keys.marker,
-            keys.active,
-            keys.prioritized,
-            keys.delayed,
-            keys.job(job.id),
-            keys.events,
-            keys.meta,
-            keys.stalled,
-            keys.wait,
-            keys.limiter,
-            keys.pc,
-            keys.op(queue.next_token()),
-        ),
+        delay_keys(queue, job.id),
         (keys.base, now, job.id, lock, delay, "", "", "0", 0, "", "", "", OUTCOME_TTL_MS, "1"),
     )
     if isinstance(reply, int) and reply < 0:
