@@ -31,7 +31,7 @@ from .errors import (
     WaitingError,  # worker steps
 )
 
-# -- queue events (issue 3, part 5) --
+# -- queue events --
 from .events import QueueEvent, QueueEvents
 
 # -- flows (FlowProducer) --
@@ -76,10 +76,10 @@ __all__ = [
     "ScriptFailed",
     "UnknownJobError",
     "__version__",
-    # -- worker (issue 4) --
+    # -- worker --
     "UnrecoverableError",
     "Worker",
-    # -- queue events (issue 3, part 5) --
+    # -- queue events --
     "QueueEvent",
     "QueueEvents",
     # -- flows (FlowProducer) --

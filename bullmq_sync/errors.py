@@ -296,7 +296,7 @@ def map_redis_error(exc: BaseException, *, attempts: int, ambiguous: bool) -> Bu
     return ScriptFailed(f"Redis error: {exc}", script="")
 
 
-# -- worker: an error users raise (issue 4) -----------------------------------------------
+# -- worker: an error users raise -----------------------------------------------
 
 
 class UnrecoverableError(Exception):

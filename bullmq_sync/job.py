@@ -255,7 +255,7 @@ class Job:
                 elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
             )
 
-    # -- reading and managing one job (issue 3: getters.py, job_ops.py) --------------------
+    # -- reading and managing one job --------------------
 
     def get_state(self) -> JobState:
         """Where this job is now (``JobState.UNKNOWN`` if nowhere)."""
@@ -403,7 +403,7 @@ class Job:
             "queueQualifiedName": self.queue_qualified_name,
         }
 
-    # -- display (issue 5: display.py) ----------------------------------------------------
+    # -- display ----------------------------------------------------
 
     def __repr__(self) -> str:
         from . import display

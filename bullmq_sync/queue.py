@@ -53,7 +53,7 @@ class Queue:
         self._owns_connection = not isinstance(connection, Connection)
         self.connection = Connection.coerce(connection)
         self._closed = False
-        # -- cluster/sentinel (issue 6): a cluster refuses keys spanning hash slots --------
+        # -- cluster/sentinel: a cluster refuses keys spanning hash slots --------
         try:
             self.connection.check_queue_keys(self.keys)
         except BaseException:
@@ -101,7 +101,7 @@ class Queue:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- producing and managing jobs (issue 3: producer.py, getters.py, management.py) ----
+    # -- producing and managing jobs ----
 
     def add(
         self,
@@ -373,7 +373,7 @@ class Queue:
     getJobSchedulersCount = get_job_schedulers_count
     # -- end of job schedulers ----------------------------------------------------------------
 
-    # -- display (issue 5: display.py) ----------------------------------------------------
+    # -- display ----------------------------------------------------
 
     def _repr_html_(self) -> str:
         """Jupyter's view: name, connection (password redacted), paused, counts per state."""

@@ -432,7 +432,7 @@ def test_no_metrics_without_the_option(queue: Queue, raw: Any, prefix: str, redi
         Worker("q", lambda j: None, {"metrics": {"points": 3}}, connection=redis_url, prefix=prefix)
 
 
-# -- the README example (/work/notes/worker_extras_readme.md), run as written ---------------
+# -- the README example (README, "Process step jobs"), run as written ---------------
 
 
 def test_readme_process_step_jobs_example(raw: Any, prefix: str, redis_url: str) -> None:

@@ -96,7 +96,7 @@ const BASE_CONNECTION = connectionFromUrl(ARGS.url.replace(/^(rediss?)\+cluster:
 // Each BullMQ object gets its own copy: they create their own clients.
 let connection = () => Object.assign({}, BASE_CONNECTION);
 
-// ---- Redis Cluster mode (bullmq-sync issue 6) -------------------------------
+// ---- Redis Cluster mode -------------------------------
 // With --cluster or a redis+cluster:// URL every BullMQ object gets its own
 // ioredis Cluster seeded with the URL's node (queues must be hash-tagged).
 const CLUSTER_MODE = Boolean(ARGS.cluster) || /^rediss?\+cluster:/.test(ARGS.url);
