@@ -38,8 +38,6 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-import redis
-
 from . import log, worker_steps
 from .backoff import BackoffStrategy, retry_delay
 from .connection import BlockingReader, Connection
@@ -55,7 +53,7 @@ from .errors import (
     job_error,
 )
 from .job import OUTCOME_TTL_MS, Job
-from .queue import Queue
+from .queue import ConnectionLike, Queue
 
 # -- worker steps: errors a processor raises after moving its own job (worker_steps.py) ---
 _LEFT_ALONE = (DelayedError, WaitingChildrenError, WaitingError)
@@ -75,9 +73,11 @@ def _takes_token(processor: Callable[..., Any]) -> bool:
     return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
 
-ConnectionLike = Connection | str | redis.Redis | redis.ConnectionPool | None
 
 MAX_BLOCK_SECONDS = 10.0
+
+MAX_RATE_LIMIT_DELAY_MS = 30_000
+"""Longest a rate-limited worker waits before looking again (BullMQ's maximumRateLimitDelay)."""
 """Redis-side ceiling of one BZPOPMIN wait, as BullMQ's ``maximumBlockTimeout``."""
 
 STALLED_LIMIT_MESSAGE = "job started more than allowable limit"
@@ -481,7 +481,8 @@ class Worker:
         except BullMQSyncError as exc:
             self._emit_error(exc)
             return
-        self._limit_until = _now_ms() + ttl if ttl > 0 else 0.0
+        wait = min(ttl, MAX_RATE_LIMIT_DELAY_MS)
+        self._limit_until = _now_ms() + wait if wait > 0 else 0.0
 
     def _rate_limit_wait(self) -> bool:
         """While a manual rate limit runs, sleep a little; True when it did."""
@@ -574,7 +575,7 @@ class Worker:
                 return job, token
             rate_limited, due = int(reply[2]), float(reply[3])
             if rate_limited > 0:
-                self._closing.wait(rate_limited / 1000)
+                self._closing.wait(min(rate_limited, MAX_RATE_LIMIT_DELAY_MS) / 1000)
                 continue
             block = min(self.drain_delay, MAX_BLOCK_SECONDS)
             if due > 0:

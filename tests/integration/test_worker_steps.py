@@ -485,3 +485,26 @@ def test_move_to_delayed_is_exactly_once(queue: Queue, raw: Any, prefix: str) ->
     assert len(events(raw, prefix)) == count
     assert raw.zscore(f"{prefix}:q:delayed", job.id) == score
     assert raw.hget(f"{prefix}:q:{job.id}", "atm") is None
+
+
+def test_a_long_rate_limit_is_looked_at_again_after_the_cap(queue, raw, prefix, redis_url, monkeypatch):
+    """Like BullMQ's maximumRateLimitDelay: a worker never sleeps a whole long limit blindly."""
+    import bullmq_sync.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "MAX_RATE_LIMIT_DELAY_MS", 300)
+    queue.rate_limit(60_000)
+    job = queue.add("work", {})
+    done = []
+    worker = Worker("q", lambda j: done.append(j.id), connection=redis_url, prefix=prefix,
+                    drain_delay=1, limiter={"max": 1, "duration": 60_000})
+    worker.start()
+    try:
+        time.sleep(0.2)
+        assert done == []  # still limited
+        raw.delete(f"{prefix}:q:limiter")  # the limit is lifted early (e.g. by an operator)
+        deadline = time.monotonic() + 5
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert done == [job.id]
+    finally:
+        worker.close()
