@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-
 from redis_server import LocalRedis, docker_engine_answers, redis_server_binary
 
 

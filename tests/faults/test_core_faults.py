@@ -8,10 +8,10 @@ import time
 
 import pytest
 import redis
-
-from bullmq_sync import Connection, Job, PoolTimeout, Queue, RedisUnavailable
 from jobfactory import put_job
 from proxy import ReplyDroppingProxy
+
+from bullmq_sync import Connection, Job, PoolTimeout, Queue, RedisUnavailable
 
 pytestmark = pytest.mark.faults
 

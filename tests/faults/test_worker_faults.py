@@ -10,22 +10,12 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
+from helpers import wait_for
 
 from bullmq_sync import Job, Queue, Worker
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, step: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
-
 
 CHILD = textwrap.dedent(
     """

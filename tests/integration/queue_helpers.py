@@ -12,7 +12,3 @@ def snapshot(raw: Any, prefix: str) -> dict[str, bytes]:
         out[key] = raw.dump(key)
     return out
 
-
-def events(raw: Any, prefix: str, queue: str = "q") -> list[dict[str, str]]:
-    """Every entry of the queue's event stream, oldest first (fields only)."""
-    return [fields for _, fields in raw.xrange(f"{prefix}:{queue}:events")]

@@ -6,11 +6,11 @@ import os
 
 import pytest
 import redis
+from jobfactory import put_job
+from redis_server import LocalRedis, redis_server_binary
 
 from bullmq_sync import ClientClosed, ConfigurationError, Connection, Job, Queue
 from bullmq_sync.scripts import LIBRARY
-from jobfactory import put_job
-from redis_server import LocalRedis, redis_server_binary
 
 
 @pytest.fixture

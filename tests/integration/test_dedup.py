@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from queue_helpers import events, snapshot
+from helpers import wait_for
+from helpers import events
+from queue_helpers import snapshot
 
 from bullmq_sync import InvalidArgument, Job, Queue, Worker
 
@@ -29,13 +30,6 @@ def stored_opts(raw: Any, prefix: str, job_id: str) -> dict[str, Any]:
     return json.loads(raw.hget(f"{prefix}:q:{job_id}", "opts"))
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 # -- simple mode ---------------------------------------------------------------------------

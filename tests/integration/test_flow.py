@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import events, wait_for
 from jobfactory import put_job, snapshot
 
 from bullmq_sync import (
@@ -33,17 +33,8 @@ def flows(connection: Connection, prefix: str) -> Iterator[FlowProducer]:
         yield producer
 
 
-def events(raw: Any, prefix: str, queue: str) -> list[dict[str, str]]:
-    return [fields for _, fields in raw.xrange(f"{prefix}:{queue}:events")]
 
 
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def test_parent_waits_and_children_land_by_their_options(flows, raw, prefix):

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 import structlog
+from jobfactory import put_job
 
 from bullmq_sync import Job, JobNotInState, Queue
-from jobfactory import put_job
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ its wait list without an event.
 
 from __future__ import annotations
 
+from helpers import events
+
 from bullmq_sync import FlowProducer, Queue
 
 
@@ -19,8 +21,6 @@ def make_flow(connection, prefix, parent_queue, parent_opts=None):
         })
 
 
-def events(raw, prefix, queue):
-    return [f for _, f in raw.xrange(f"{prefix}:{queue}:events")]
 
 
 def test_removing_the_last_child_sends_a_delayed_prioritized_parent_to_the_front_of_wait(connection, raw, prefix):

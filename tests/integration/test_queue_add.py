@@ -6,10 +6,10 @@ import json
 import math
 
 import pytest
+from helpers import events
+from queue_helpers import snapshot
 
 from bullmq_sync import InvalidArgument, Job, ParentJobNotFound, Queue
-
-from queue_helpers import events, snapshot
 
 
 def test_standard_add_stores_bullmq_fields_and_events(queue, raw, prefix):

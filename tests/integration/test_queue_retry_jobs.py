@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import events
+from queue_helpers import snapshot
 
 from bullmq_sync import InvalidArgument
-
-from queue_helpers import events, snapshot
 
 
 def _finish(raw, prefix, job_id, state, finished_on):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from helpers import events
+from queue_helpers import snapshot
 
 from bullmq_sync import InvalidArgument, JobNotFound, JobNotInState, Queue, QueueHasActiveJobs
-
-from queue_helpers import events, snapshot
 
 
 def test_promote(queue, raw, prefix):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from jobfactory import put_job
 
 import bullmq_sync.connection
-from jobfactory import put_job
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)

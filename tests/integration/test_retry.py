@@ -6,6 +6,7 @@ import threading
 
 import pytest
 import redis
+from jobfactory import put_job, snapshot
 
 from bullmq_sync import (
     Connection,
@@ -15,7 +16,6 @@ from bullmq_sync import (
     JobNotInState,
     Queue,
 )
-from jobfactory import put_job, snapshot
 
 
 def last_event(raw, prefix):

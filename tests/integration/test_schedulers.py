@@ -8,22 +8,10 @@ import time
 from typing import Any
 
 import pytest
+from helpers import events, wait_for
 
 from bullmq_sync import InvalidArgument, Job, JobBelongsToJobScheduler, Queue, Worker
 from bullmq_sync.schedulers import after_fetch, cron_next
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
-
-
-def events(raw: Any, prefix: str) -> list[dict[str, str]]:
-    return [fields for _, fields in raw.xrange(f"{prefix}:q:events")]
 
 
 def snapshot(raw: Any, prefix: str) -> dict[str, Any]:

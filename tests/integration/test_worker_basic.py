@@ -9,23 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import events, wait_for
+from jobfactory import put_job, snapshot
 
 from bullmq_sync import InvalidArgument, Job, Queue, UnrecoverableError, Worker
 from bullmq_sync.backoff import builtin_delay, retry_delay
-from jobfactory import put_job, snapshot
-
-
-def events(raw: Any, prefix: str, queue: str = "q") -> list[dict[str, str]]:
-    return [fields for _, fields in raw.xrange(f"{prefix}:{queue}:events")]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def make_worker(redis_url: str, prefix: str, processor: Callable[[Job], Any], **kw: Any) -> Worker:

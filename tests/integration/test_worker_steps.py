@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import events, wait_for
 
 from bullmq_sync import (
     DelayedError,
@@ -25,19 +26,6 @@ from bullmq_sync import (
     WaitingError,
     Worker,
 )
-
-
-def events(raw: Any, prefix: str, queue: str = "q") -> list[dict[str, str]]:
-    return [fields for _, fields in raw.xrange(f"{prefix}:{queue}:events")]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def make_worker(redis_url: str, prefix: str, processor: Callable[..., Any], **kw: Any) -> Worker:

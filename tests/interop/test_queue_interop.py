@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-
 try:
     import nodebullmq
 except ImportError:  # tests/ on sys.path

@@ -11,12 +11,12 @@ import json
 import re
 from typing import Any
 
+import asyncport
 import pytest
 import redis
-
-import asyncport
-from bullmq_sync import Connection, Job, JobNotInState, Queue
 from nodebullmq import NodeBullMQ
+
+from bullmq_sync import Connection, Job, JobNotInState, Queue
 
 pytestmark = pytest.mark.interop
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 from bullmq_sync import Job, Queue, Worker
 from bullmq_sync.schedulers import cron_next
@@ -18,13 +18,6 @@ pytestmark = pytest.mark.interop
 NODE_DIR = Path(__file__).parent
 
 
-def wait_for(predicate: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def run_worker_until(queue: Queue, done: Any, timeout: float = 15.0) -> list[str]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 from bullmq_sync import Job, Queue, UnrecoverableError, Worker
 
@@ -42,13 +43,6 @@ def stream(raw: Any, prefix: str, queue: str = "q") -> list[dict[str, str]]:
     return [fields for _, fields in raw.xrange(f"{prefix}:{queue}:events")]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_mixed_fleet_processes_every_job_exactly_once(node6: Any, raw: Any, prefix: str, redis_url: str) -> None:

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 from bullmq_sync import DelayedError, Job, Queue, WaitingChildrenError, Worker
 
 pytestmark = pytest.mark.interop
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def stream(raw: Any, prefix: str, queue: str = "q") -> list[dict[str, str]]:

@@ -1,0 +1,22 @@
+"""Small helpers shared by the tests: polling for a condition, reading a queue's events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, step: float = 0.02) -> None:
+    """Poll ``predicate`` until it is truthy; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
+def events(raw: Any, prefix: str, queue: str = "q") -> list[dict[str, str]]:
+    """Every entry of a queue's event stream, oldest first (fields only)."""
+    return [fields for _, fields in raw.xrange(f"{prefix}:{queue}:events")]
