@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
-import uuid
-from collections.abc import Iterator
 from typing import NoReturn
 
 import pytest
@@ -45,25 +43,6 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def _selfcheck_redis_url(redis_url: str) -> Iterator[str]:
-    """The project's session Redis (see tests/conftest.py)."""
-    yield redis_url
-
-@pytest.fixture(scope="module")
-def node6(_selfcheck_redis_url: str) -> Iterator[NodeBullMQ]:
-    require_node(6)
-    with NodeBullMQ(_selfcheck_redis_url, major=6) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
-def node5(_selfcheck_redis_url: str) -> Iterator[NodeBullMQ]:
-    require_node(5)
-    with NodeBullMQ(_selfcheck_redis_url, major=5) as node:
-        yield node
-
-
-@pytest.fixture(scope="module")
 def asyncport():
     if importlib.util.find_spec("bullmq") is None:
         _unavailable(
@@ -74,19 +53,6 @@ def asyncport():
     except ImportError:
         from interop import asyncport as module  # type: ignore[no-redef]
     return module
-
-
-@pytest.fixture
-def prefix() -> str:
-    # Unique per test: never flush, works on a shared Redis too.
-    return f"hc{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def raw(_selfcheck_redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(_selfcheck_redis_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def test_node_adds_processes_and_reports_completed(
@@ -150,10 +116,10 @@ def test_node_failure_shows_failed_reason(
 
 
 def test_async_port_adds_node_processes(
-    node6: NodeBullMQ, asyncport, prefix: str, _selfcheck_redis_url: str
+    node6: NodeBullMQ, asyncport, prefix: str, redis_url: str
 ) -> None:
     job_id = asyncport.add(
-        _selfcheck_redis_url, "q", "from-port", {"__return": [1, "two"]}, prefix=prefix
+        redis_url, "q", "from-port", {"__return": [1, "two"]}, prefix=prefix
     )
 
     outcomes = node6.call("process", queue="q", prefix=prefix, count=1, timeoutMs=10000)
@@ -161,14 +127,14 @@ def test_async_port_adds_node_processes(
     assert [(o["event"], o["jobId"], o["returnvalue"]) for o in outcomes] == [
         ("completed", job_id, [1, "two"])
     ]
-    seen_by_port = asyncport.get_job(_selfcheck_redis_url, "q", job_id, prefix=prefix)
+    seen_by_port = asyncport.get_job(redis_url, "q", job_id, prefix=prefix)
     assert seen_by_port["state"] == "completed"
     assert seen_by_port["returnvalue"] == [1, "two"]
     assert seen_by_port["name"] == "from-port"
 
 
 def test_node_adds_async_port_processes(
-    node6: NodeBullMQ, asyncport, prefix: str, _selfcheck_redis_url: str
+    node6: NodeBullMQ, asyncport, prefix: str, redis_url: str
 ) -> None:
     ok_id = node6.call("add", queue="q", prefix=prefix, name="ok", data={"n": 1})["id"]
     bad_id = node6.call(
@@ -176,7 +142,7 @@ def test_node_adds_async_port_processes(
     )["id"]
 
     outcomes = asyncport.process(
-        _selfcheck_redis_url, "q", count=2, timeout_s=10, prefix=prefix
+        redis_url, "q", count=2, timeout_s=10, prefix=prefix
     )
 
     assert [(o["event"], o["jobId"]) for o in outcomes] == [
