@@ -27,6 +27,7 @@ import redis
 from common import ROOT, add_placement_option, cpus, describe, node_ready, percentile, pin_self, start_redis, taskset
 
 from bullmq_sync import Connection, Job, Queue
+from bullmq_sync.job import retry_script_call
 from bullmq_sync.scripts import LIBRARY
 
 
@@ -78,15 +79,6 @@ def time_calls(calls: list) -> list[float]:
     return out
 
 
-def retry_args(prefix: str, queue: str, job_id: str) -> tuple[tuple[str, ...], tuple[object, ...]]:
-    base = f"{prefix}:{queue}:"
-    keys = (
-        base + job_id, base + "events", base + "failed", base + "wait", base + "meta",
-        base + "active", base + "marker", base + "prioritized", base + "pc",
-        base + "bullmq-sync:op:bare" + job_id,
-    )
-    return keys, (job_id, "0", "failed", "0", "0", 600000)
-
 
 def latency(url: str, client_cpu: int | None, rounds: int, chunk: int) -> None:
     raw = redis.Redis.from_url(url)
@@ -94,6 +86,7 @@ def latency(url: str, client_cpu: int | None, rounds: int, chunk: int) -> None:
     sha = LIBRARY.get("retryFinishedJob").sha
     stock.script_load(LIBRARY.get("retryFinishedJob").source)
     queue = Queue("ours", connection=Connection(url), prefix="bench")
+    bare = Queue("bare", connection=queue.connection, prefix="bench")  # only builds key names
     node = NodeRetry(url, client_cpu) if node_ready() else None
     try:
         import bullmq as port  # the official async port, from PyPI
@@ -112,7 +105,7 @@ def latency(url: str, client_cpu: int | None, rounds: int, chunk: int) -> None:
         make_failed_jobs(raw, "bench", "bare", ids)
         calls = []
         for job_id in ids:
-            keys, args = retry_args("bench", "bare", job_id)
+            keys, args = retry_script_call(bare, job_id)
             calls.append(lambda k=keys, a=args: stock.evalsha(sha, len(k), *k, *a))
         results["evalsha"] += time_calls(calls)
 

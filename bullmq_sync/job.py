@@ -200,29 +200,16 @@ class Job:
             flags[_RETRY_OPTION_NAMES[name]] = bool(value)
 
         queue = self.queue
-        keys = queue.keys
         started = time.perf_counter()
         reply = queue.connection.run_script(
             "retryFinishedJob",
-            (
-                keys.job(self.id),
-                keys.events,
-                keys.state(from_state),
-                keys.wait,
-                keys.meta,
-                keys.active,
-                keys.marker,
-                keys.prioritized,
-                keys.pc,
-                keys.op(queue.next_token()),
-            ),
-            (
+            *retry_script_call(
+                queue,
                 self.id,
-                "1" if self.lifo else "0",
                 from_state,
-                "1" if flags["reset_attempts_made"] else "0",
-                "1" if flags["reset_attempts_started"] else "0",
-                OUTCOME_TTL_MS,
+                lifo=self.lifo,
+                reset_attempts_made=flags["reset_attempts_made"],
+                reset_attempts_started=flags["reset_attempts_started"],
             ),
         )
         if isinstance(reply, int):
@@ -420,6 +407,41 @@ class Job:
         except BullMQSyncError:
             state = None
         return display.job_html(self, state)
+
+
+def retry_script_call(
+    queue: Queue,
+    job_id: str,
+    from_state: str = "failed",
+    *,
+    lifo: bool = False,
+    reset_attempts_made: bool = False,
+    reset_attempts_started: bool = False,
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """KEYS and ARGV of ``lua/retryFinishedJob.lua`` (a fresh call token each time)."""
+    keys = queue.keys
+    return (
+        (
+            keys.job(job_id),
+            keys.events,
+            keys.state(from_state),
+            keys.wait,
+            keys.meta,
+            keys.active,
+            keys.marker,
+            keys.prioritized,
+            keys.pc,
+            keys.op(queue.next_token()),
+        ),
+        (
+            job_id,
+            "1" if lifo else "0",
+            from_state,
+            "1" if reset_attempts_made else "0",
+            "1" if reset_attempts_started else "0",
+            OUTCOME_TTL_MS,
+        ),
+    )
 
 
 def _finished_state(state: str | JobState) -> str:

@@ -73,7 +73,6 @@ def _takes_token(processor: Callable[..., Any]) -> bool:
     return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
 
-
 MAX_BLOCK_SECONDS = 10.0
 
 MAX_RATE_LIMIT_DELAY_MS = 30_000

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bullmq_sync.job import retry_script_call
 import redis
 from cluster_servers import LocalCluster, fabricate_failed_job, require_binaries
 from redis.cluster import RedisCluster
@@ -199,21 +201,7 @@ def test_execute_pipeline_and_scripts_across_queues_in_different_slots(
         keys = queue.keys
         for job_id in ("1", "2") if queue is not queues[0] else ("2",):
             calls.append(
-                (
-                    [
-                        keys.job(job_id),
-                        keys.events,
-                        keys.failed,
-                        keys.wait,
-                        keys.meta,
-                        keys.active,
-                        keys.marker,
-                        keys.prioritized,
-                        keys.pc,
-                        keys.op(queue.next_token()),
-                    ],
-                    [job_id, "0", "failed", "0", "0", 60000],
-                )
+                retry_script_call(queue, job_id)
             )
     replies = conn.run_script_many("retryFinishedJob", calls)
     assert replies == [[1, "waiting"]] * 5

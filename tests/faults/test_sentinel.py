@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
+from bullmq_sync.job import retry_script_call
 import redis
 from cluster_servers import SentinelGroup, fabricate_failed_job, require_binaries, wait_for
 
@@ -96,21 +98,7 @@ def test_both_forms_reach_the_primary_and_every_method_works(
             replies = by_call.run_script_many(
                 "retryFinishedJob",
                 [
-                    (
-                        [
-                            keys.job(j),
-                            keys.events,
-                            keys.failed,
-                            keys.wait,
-                            keys.meta,
-                            keys.active,
-                            keys.marker,
-                            keys.prioritized,
-                            keys.pc,
-                            keys.op(queue.next_token()),
-                        ],
-                        [j, "0", "failed", "0", "0", 60000],
-                    )
+                    retry_script_call(queue, j)
                     for j in ("2", "3")
                 ],
             )
