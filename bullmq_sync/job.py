@@ -16,6 +16,7 @@ from .states import FINISHED_STATES, JobState
 
 if TYPE_CHECKING:
     from .queue import Queue
+    from .worker import Worker  # manual processing
 
 OUTCOME_TTL_MS = 10 * 60 * 1000
 """How long a transition's outcome key lives (it must outlast any retry budget)."""
@@ -407,6 +408,46 @@ class Job:
         except BullMQSyncError:
             state = None
         return display.job_html(self, state)
+
+    # ---- manual processing (manual.py): BullMQ's "manually processing jobs" pattern ------
+
+    worker: Worker | None = field(default=None, repr=False)
+    """The Worker whose ``get_next_job`` took this job (its lock, keep and retry settings)."""
+    token: str | None = field(default=None, repr=False)
+    """The lock token this job was taken with (``get_next_job`` / ``fetch_next``), as Node's."""
+
+    def move_to_completed(
+        self, return_value: Any = None, token: str | None = None, fetch_next: bool = False
+    ) -> Job | None:
+        """Complete this active job; with ``fetch_next`` returns the next job (same token)."""
+        from . import manual
+
+        return manual.move_to_completed(self, return_value, token, fetch_next)
+
+    def move_to_failed(
+        self, error: BaseException | str, token: str | None = None, fetch_next: bool = False
+    ) -> Job | None:
+        """Fail this attempt: retried (with backoff) while attempts remain, else failed."""
+        from . import manual
+
+        return manual.move_to_failed(self, error, token, fetch_next)
+
+    def extend_lock(self, token: str, duration: int) -> None:
+        """Keep the lock taken with ``token`` for ``duration`` more ms (manual processing)."""
+        from . import manual
+
+        manual.extend_lock(self, token, duration)
+
+    def moveToCompleted(  # noqa: N802 - BullMQ's name; Node's default fetchNext is true
+        self, returnValue: Any = None, token: str | None = None, fetchNext: bool = True  # noqa: N803
+    ) -> Job | None:
+        """BullMQ's ``moveToCompleted(returnValue, token, fetchNext=true)``."""
+        return self.move_to_completed(returnValue, token, fetchNext)
+
+    moveToFailed = move_to_failed
+    extendLock = extend_lock
+
+    # ---- end of manual processing --------------------------------------------------------
 
 
 def retry_script_call(

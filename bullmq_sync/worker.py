@@ -73,6 +73,11 @@ def _takes_token(processor: Callable[..., Any]) -> bool:
     return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
 
+def _no_processor(job: Job, *args: Any) -> Any:
+    """The processor of a manual-processing Worker (``Worker(name, None)``): never run."""
+    raise UnrecoverableError("this Worker has no processor (manual processing)")
+
+
 MAX_BLOCK_SECONDS = 10.0
 
 MAX_RATE_LIMIT_DELAY_MS = 30_000
@@ -146,7 +151,7 @@ class Worker:
     def __init__(
         self,
         queue_name: str,
-        processor: Processor,
+        processor: Processor | None = None,
         opts: Mapping[str, Any] | None = None,
         *,
         connection: ConnectionLike = None,
@@ -195,14 +200,14 @@ class Worker:
             if target is None:
                 raise InvalidArgument(f"unsupported Worker option {key!r}")
             settings[target] = value
-        if not callable(processor):
+        if processor is not None and not callable(processor):  # None: manual processing
             raise InvalidArgument("processor must be a callable taking the job")
         self._check_settings(settings)
         if backoff_strategy is not None and not callable(backoff_strategy):
             raise InvalidArgument("backoff_strategy must be callable")
 
-        self.processor = processor
-        self._pass_token = _takes_token(processor)
+        self.processor: Processor = processor if processor is not None else _no_processor
+        self._pass_token = processor is not None and _takes_token(processor)
         self.concurrency: int = int(settings["concurrency"])
         self.lock_duration: int = int(settings["lock_duration"])
         self.stalled_interval: int = int(settings["stalled_interval"])
@@ -263,7 +268,7 @@ class Worker:
                 self._listeners[event].append(callback)
         self.processed = 0
         """Jobs this worker finished (completed or failed for good)."""
-        if settings["autorun"]:
+        if settings["autorun"] and processor is not None:  # as BullMQ: no processor, no run
             self.start()
 
     @staticmethod
@@ -313,6 +318,8 @@ class Worker:
         """Start processing in background threads and return at once."""
         if self._closing.is_set():
             raise InvalidArgument("a closed worker cannot be started again")
+        if self.processor is _no_processor:
+            raise InvalidArgument("No process function is defined: use get_next_job(token)")
         if self._started:
             return self
         self._started = True
@@ -395,11 +402,27 @@ class Worker:
         return finished
 
     def __enter__(self) -> Worker:
-        self.start()
+        if self.processor is not _no_processor:  # a manual-processing Worker closes on exit
+            self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ---- manual processing (manual.py) --------------------------------------------------
+
+    def get_next_job(self, token: str, block: bool | Mapping[str, Any] = True) -> Job | None:
+        """Take the next job locked with ``token`` (BullMQ's getNextJob; no processor).
+
+        With ``block`` (or ``{"block": True}``) wait up to ``drain_delay`` s for one.
+        """
+        from . import manual
+
+        return manual.get_next_job(self, token, block)
+
+    getNextJob = get_next_job
+
+    # ---- end of manual processing ----------------------------------------------------------
 
     # -- worker steps: pause / resume, manual rate limit (worker_steps.py) ----------------
 
@@ -420,13 +443,14 @@ class Worker:
 
     def resume(self) -> None:
         """Fetch jobs again after ``pause()`` (starts a worker that was never started)."""
+        manual = self.processor is _no_processor  # manual processing: nothing to start
         if not self._paused.is_set():
-            if not self._started and not self._closing.is_set():
+            if not self._started and not self._closing.is_set() and not manual:
                 self.start()
             return
         self._paused.clear()
         self._unpaused.set()
-        if not self._started and not self._closing.is_set():
+        if not self._started and not self._closing.is_set() and not manual:
             self.start()
         log.event("worker.resumed", queue=self.queue.name, worker=self.id)
         self._emit("resumed")

@@ -546,7 +546,78 @@ const ops = {
     return null;
   },
   // ---- end of worker steps -----------------------------------------------------
+
+  // ---- manual processing (bullmq-sync manual processing task) -----------------
+  // A processor-less Worker per queue (BullMQ's "manually processing jobs"); jobs
+  // are re-read with Job.fromId(worker, id) so they carry the worker's options.
+  async manualGetNextJob(req) {
+    const worker = manualWorker(req);
+    const job = await worker.getNextJob(String(requireArg(req, 'token')), { block: Boolean(req.block) });
+    return job ? { id: job.id, json: jobJson(job) } : null;
+  },
+
+  async manualMoveToCompleted(req) {
+    const job = await manualJob(req);
+    const next = await job.moveToCompleted(
+      req.returnValue === undefined ? null : req.returnValue,
+      String(requireArg(req, 'token')),
+      Boolean(req.fetchNext),
+    );
+    return nextJobId(next);
+  },
+
+  async manualMoveToFailed(req) {
+    const job = await manualJob(req);
+    const next = await job.moveToFailed(
+      new Error(String(requireArg(req, 'message'))),
+      String(requireArg(req, 'token')),
+      Boolean(req.fetchNext),
+    );
+    return nextJobId(next);
+  },
+
+  async manualExtendLock(req) {
+    const job = await manualJob(req);
+    return job.extendLock(String(requireArg(req, 'token')), Number(requireArg(req, 'duration')));
+  },
+  // ---- end of manual processing -------------------------------------------------
 };
+
+// ---- manual processing helpers (bullmq-sync manual processing task) ----------
+const manualWorkers = new Map(); // "prefix\0queue" -> processor-less Worker
+
+function manualWorker(req) {
+  const prefix = req.prefix || 'bull';
+  const name = String(requireArg(req, 'queue'));
+  const key = cacheKey(prefix, name);
+  let worker = manualWorkers.get(key);
+  if (!worker) {
+    const opts = Object.assign({}, req.workerOpts || {}, { connection: connection(), prefix, autorun: false });
+    worker = new bull.Worker(name, null, opts);
+    worker.on('error', reportError(`manual worker ${prefix}:${name}`));
+    manualWorkers.set(key, worker);
+    workers.add(worker); // closed by closeAll
+  }
+  return worker;
+}
+
+async function manualJob(req) {
+  const worker = manualWorker(req);
+  const jobId = String(requireArg(req, 'jobId'));
+  const job = await bull.Job.fromId(worker, jobId);
+  if (!job) {
+    const err = new Error(`Job ${jobId} not found`);
+    err.name = 'JobNotFound';
+    throw err;
+  }
+  return job;
+}
+
+function nextJobId(result) {
+  // moveToCompleted / moveToFailed with fetchNext: [jobData, jobId, limitUntil, delayUntil]
+  return Array.isArray(result) && result[0] ? String(result[1]) : null;
+}
+// ---- end of manual processing helpers -----------------------------------------
 
 // --------------------------------------------------------------------------
 // Protocol plumbing
