@@ -34,6 +34,11 @@ Operations (every op takes ``queue`` and an optional ``prefix``, default
     getRateLimitTtl maxJobs?               -> ms   (worker steps)
     getMetrics   type, start=0, end=-1     -> {meta, data, count}
     rateLimit    expireTimeMs
+    manualGetNextJob token, block=False, workerOpts={}  -> None | {id, json}
+    manualMoveToCompleted jobId, token, returnValue, fetchNext=False -> next id | None
+    manualMoveToFailed    jobId, token, message, fetchNext=False     -> next id | None
+    manualExtendLock      jobId, token, duration                     -> 1 | 0
+                 (manual processing: one processor-less Node Worker per queue)
 
 The ``process`` op runs a data-driven processor; see ``PROCESSOR_CONVENTIONS``.
 
