@@ -87,3 +87,17 @@ def test_worker_example(localhost):
     ns["worker"].close()
     assert raw.zcard("bull:emails:completed") == 1 and raw.zcard("bull:emails:failed") == 1
     assert raw.hget("bull:emails:2", "failedReason") == "no recipient"
+
+
+# ---- manual processing ----------------------------------------------------------------
+
+
+def test_manual_processing_example(localhost):
+    ns = localhost(block("worker.get_next_job(token)"))
+    raw = localhost.raw
+    assert ns["job"] is None and ns["worker"].closing
+    assert raw.zrange("bull:invoices:completed", 0, -1) == ["1"]
+    assert raw.hget("bull:invoices:1", "returnvalue") == '"invoice-17.pdf"'
+    assert raw.zrange("bull:invoices:delayed", 0, -1) == ["2"]  # its backoff before attempt 2
+    assert raw.hget("bull:invoices:2", "failedReason") == "no billing address"
+    assert raw.hget("bull:invoices:2", "atm") == "1" and raw.llen("bull:invoices:active") == 0
