@@ -457,6 +457,32 @@ def test_many_threads_take_each_job_exactly_once(queue, raw, prefix, redis_url):
     worker.close()
 
 
+def test_threads_waiting_together_share_the_wake_up(queue, raw, prefix, redis_url):
+    """Several threads block at once (one on the marker, the rest on its wake-up)."""
+    worker = manual_worker(redis_url, prefix, drain_delay=3)
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def take(index: int) -> None:
+        job = worker.get_next_job(f"waiter-{index}")
+        with lock:
+            results.append((index, job))
+
+    pool = [threading.Thread(target=take, args=(i,)) for i in range(5)]
+    for thread in pool:
+        thread.start()
+    time.sleep(0.3)
+    first, second = queue.add("a", {}).id, queue.add("b", {}).id
+    for thread in pool:
+        thread.join(15)
+    got = [(index, job) for index, job in results if job is not None]
+    assert sorted(job.id for _, job in got) == sorted([first, second])
+    for index, job in got:
+        assert raw.get(f"{prefix}:q:{job.id}:lock") == f"waiter-{index}"
+    assert len(results) == 5
+    worker.close()
+
+
 # -- refused before anything is sent --------------------------------------------------------
 
 
