@@ -79,7 +79,9 @@ def _flag(name: str, value: object) -> bool:
 
 
 def block_option(block: object) -> bool:
-    """``block`` as a bool, or from Node's options object ``{"block": bool}``."""
+    """``block`` as a bool, or from Node's options object ``{"block": bool}`` (None: {})."""
+    if block is None:
+        return True
     if isinstance(block, Mapping):
         unknown = sorted(str(key) for key in block if key not in _GET_NEXT_JOB_OPTIONS)
         if unknown:

@@ -165,6 +165,7 @@ def test_blocking_get_next_job_gives_up_after_drain_delay(queue, prefix, redis_u
     worker = manual_worker(redis_url, prefix, drain_delay=0.3)
     assert worker.get_next_job("t") is None
     assert worker.getNextJob("t", {"block": True}) is None
+    assert worker.getNextJob("t", {}) is None and worker.getNextJob("t", None) is None
     worker.close()
 
 
