@@ -415,6 +415,18 @@ def test_an_extended_lock_keeps_the_job(queue, raw, prefix, redis_url):
     worker.close()
 
 
+def test_a_scheduler_job_taken_by_hand_schedules_the_next_iteration(queue, raw, prefix, redis_url):
+    queue.upsert_job_scheduler("tick", {"every": 60000}, {"name": "tick"})
+    assert raw.zcard(f"{prefix}:q:delayed") == 0 and raw.llen(f"{prefix}:q:wait") == 1
+    worker = manual_worker(redis_url, prefix)
+    job = worker.get_next_job("t")
+    assert job is not None and job.repeat_job_key == "tick"
+    delayed = raw.zrange(f"{prefix}:q:delayed", 0, -1)
+    assert len(delayed) == 1 and delayed[0].startswith("repeat:tick:")  # as Node's getNextJob
+    job.move_to_completed(None, "t")
+    worker.close()
+
+
 # -- many threads, each with its own tokens -------------------------------------------------
 
 

@@ -124,3 +124,44 @@ def test_node_and_python_by_hand_on_one_queue_take_each_job_once(node6, raw, pre
     for side, job_id in taken:
         assert json.loads(raw.hget(f"{prefix}:q:{job_id}", "returnvalue")) == side
     assert raw.zcard(f"{prefix}:q:completed") == 20 and raw.llen(f"{prefix}:q:active") == 0
+
+
+def test_async_port_and_us_finish_each_others_manual_jobs(raw, prefix, redis_url):
+    """The official async port's getNextJob / moveToCompleted with our jobs and tokens."""
+    import asyncio
+
+    import bullmq
+
+    with Queue("q", connection=redis_url, prefix=prefix) as queue:
+        first, second = queue.add("a", {"v": 1}).id, queue.add("b", {}).id
+
+    async def port(step):
+        worker = bullmq.Worker("q", None, {"connection": redis_url, "prefix": prefix,
+                                           "autorun": False})
+        try:
+            return await step(worker)
+        finally:
+            await worker.close()
+
+    async def take(worker):
+        job = await worker.getNextJob("port-token")
+        return job.id
+
+    assert asyncio.run(port(take)) == first
+    assert raw.get(f"{prefix}:q:{first}:lock") == "port-token"
+    with Queue("q", connection=redis_url, prefix=prefix) as queue:
+        queue.get_job(first).move_to_completed("by us", "port-token")
+
+    worker = manual_worker(redis_url, prefix)
+    ours = worker.get_next_job("our-token")
+    assert ours.id == second
+
+    async def finish(worker):
+        job = await bullmq.Job.fromId(worker, second)
+        await job.moveToCompleted("by the port", "our-token", False)
+
+    asyncio.run(port(finish))
+    worker.close()
+    assert raw.hget(f"{prefix}:q:{first}", "returnvalue") == '"by us"'
+    assert raw.hget(f"{prefix}:q:{second}", "returnvalue") == '"by the port"'
+    assert raw.zcard(f"{prefix}:q:completed") == 2 and raw.llen(f"{prefix}:q:active") == 0
