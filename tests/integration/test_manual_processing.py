@@ -126,8 +126,11 @@ def test_bullmq_docs_lock_duration_and_extend_lock(redis_url, prefix, raw) -> No
 def test_get_next_job_locks_the_job_with_the_callers_token(queue, raw, prefix, redis_url):
     added = queue.add("a", {"x": 1})
     worker = manual_worker(redis_url, prefix, lock_duration=20000, name="by-hand")
+    active: list[Job] = []
+    worker.on("active", active.append)  # as Node's getNextJob: an "active" worker event
     job = worker.get_next_job("token-1")
     assert job is not None and job.id == added.id and job.data == {"x": 1}
+    assert active == [job]
     assert job.token == "token-1" and job.worker is worker
     assert raw.get(f"{prefix}:q:{job.id}:lock") == "token-1"
     assert 19000 < raw.pttl(f"{prefix}:q:{job.id}:lock") <= 20000
