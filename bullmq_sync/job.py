@@ -20,13 +20,6 @@ if TYPE_CHECKING:
 OUTCOME_TTL_MS = 10 * 60 * 1000
 """How long a transition's outcome key lives (it must outlast any retry budget)."""
 
-_RETRY_OPTION_NAMES = {
-    "resetAttemptsMade": "reset_attempts_made",
-    "reset_attempts_made": "reset_attempts_made",
-    "resetAttemptsStarted": "reset_attempts_started",
-    "reset_attempts_started": "reset_attempts_started",
-}
-
 _CAMEL_ALIASES = {
     "attemptsMade": "attempts_made",
     "attemptsStarted": "attempts_started",
@@ -191,13 +184,9 @@ class Job:
             "reset_attempts_made": reset_attempts_made,
             "reset_attempts_started": reset_attempts_started,
         }
-        for name, value in (opts or {}).items():
-            if name not in _RETRY_OPTION_NAMES:
-                raise InvalidArgument(
-                    f"unknown retry option {name!r}; "
-                    "expected resetAttemptsMade or resetAttemptsStarted"
-                )
-            flags[_RETRY_OPTION_NAMES[name]] = bool(value)
+        from . import node_args
+
+        flags.update(node_args.parse("Job.retry", opts))
 
         queue = self.queue
         started = time.perf_counter()
@@ -274,11 +263,21 @@ class Job:
 
         job_ops.change_delay(self, delay)
 
-    def change_priority(self, priority: int = 0, lifo: bool = False) -> None:
-        """Give this job a new priority (re-queued if it is waiting)."""
+    def change_priority(self, priority: int | Mapping[str, Any] = 0, lifo: bool = False) -> None:
+        """Give this job a new priority (re-queued if it is waiting); Node's
+        ``{"priority": n, "lifo": bool}`` dict is accepted as first argument."""
         from . import job_ops
 
+        if isinstance(priority, Mapping):
+            self.changePriority(priority)
+            return
         job_ops.change_priority(self, priority, lifo)
+
+    def changePriority(self, opts: Mapping[str, Any]) -> None:  # noqa: N802
+        """Node's ``changePriority({"priority": n, "lifo": bool})``."""
+        from . import job_ops, node_args
+
+        job_ops.change_priority(self, **node_args.parse("Job.changePriority", opts))
 
     def update_data(self, data: Any) -> None:
         """Replace this job's data."""
@@ -298,17 +297,22 @@ class Job:
 
         return job_ops.add_log(self, row)
 
-    def remove(self, remove_children: bool = True) -> bool:
-        """Delete this job (and its children); False when a worker holds its lock."""
-        from . import job_ops
+    def remove(
+        self, opts: Mapping[str, Any] | bool | None = None, *, remove_children: bool | None = None
+    ) -> bool:
+        """Delete this job (and its children unless ``remove_children=False`` or Node's
+        ``{"removeChildren": False}``); False when a worker holds its lock."""
+        from . import job_ops, node_args
 
-        return job_ops.remove(self, remove_children)
+        parsed = node_args.flag_or_options("Job.remove", opts, "remove_children")
+        if remove_children is not None:
+            parsed["remove_children"] = node_args.boolean("remove_children", remove_children)
+        return job_ops.remove(self, parsed.get("remove_children", True))
 
     getState = get_state
     updateData = update_data
     updateProgress = update_progress
     changeDelay = change_delay
-    changePriority = change_priority
 
     # -- flows: a parent's view of its children (FlowProducer, flow.py) --------------------
 
@@ -318,8 +322,13 @@ class Job:
         raw = self.queue.connection.execute("HGETALL", key)
         return {key: _json(value) for key, value in _pairs(raw or {}).items()}
 
-    def get_dependencies_count(self) -> dict[str, int]:
-        """How many children are processed, unprocessed, failed (fpof) and ignored (idof/cpof)."""
+    def get_dependencies_count(self, opts: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """How many children are processed, unprocessed, failed (fpof) and ignored (idof/cpof).
+
+        Node's ``{"processed": True, ...}`` selects which counts to return (all when none)."""
+        from . import node_args
+
+        wanted = {k for k, v in node_args.parse("Job.getDependenciesCount", opts).items() if v}
         keys = self.queue.keys
         processed, unprocessed, failed, ignored = self.queue.connection.pipeline(
             [
@@ -329,12 +338,13 @@ class Job:
                 ("HLEN", keys.job_sub(self.id, "failed")),
             ]
         )
-        return {
+        counts = {
             "processed": int(processed),
             "unprocessed": int(unprocessed),
             "failed": int(failed),
             "ignored": int(ignored),
         }
+        return {k: v for k, v in counts.items() if k in wanted} if wanted else counts
 
     getChildrenValues = get_children_values
     getDependenciesCount = get_dependencies_count

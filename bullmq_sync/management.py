@@ -185,11 +185,11 @@ _ACTIVE_JOBS = "Cannot obliterate queue {queue!r} with active jobs (use force=Tr
 
 def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH) -> None:
     """Pause, then delete the whole queue in bounded steps; refuses with active jobs unless
-    ``force``."""
+    ``force`` (the queue then stays paused, as BullMQ 6.7's obliterate leaves it)."""
+    if not isinstance(force, bool):
+        raise InvalidArgument(f"force must be a bool, got {force!r}")
     batch = _positive("count", count)
     keys = queue.keys
-    if not force and int(queue.connection.execute("LLEN", keys.active)):
-        raise QueueHasActiveJobs(_ACTIVE_JOBS.format(queue=queue.name))
     pause(queue)
     while True:
         reply = int(
@@ -199,7 +199,14 @@ def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH)
                 (keys.base, batch, "1" if force else "0"),
             )
         )
-        if reply == -2:  # a job became active after the check above
+        if reply == -2:
+            log.event(
+                "queue.obliterate_refused",
+                level=logging.WARNING,
+                queue=queue.name,
+                code=reply,
+                error=_ACTIVE_JOBS.format(queue=queue.name),
+            )
             raise QueueHasActiveJobs(_ACTIVE_JOBS.format(queue=queue.name))
         if reply <= 0:
             break
@@ -253,3 +260,15 @@ def remove_global_rate_limit(queue: Queue) -> None:
     """Lift the global rate limit."""
     queue.connection.execute("HDEL", queue.keys.meta, "max", "duration")
     log.event("queue.global_rate_limit_removed", queue=queue.name)
+
+
+# -- queue meta written by the Queue constructor (Node's metaValues) ------------------------
+
+EVENTS_MAX_LEN_FIELD = "opts.maxLenEvents"
+"""The meta field every events-writing script caps the stream with (``XADD MAXLEN ~``)."""
+
+
+def set_events_max_len(queue: Queue, max_len: int) -> None:
+    """Store Node's ``streams.events.maxLen`` in the queue meta, as Node's Queue does."""
+    queue.connection.execute("HSET", queue.keys.meta, EVENTS_MAX_LEN_FIELD, max_len)
+    log.event("queue.events_max_len_set", queue=queue.name, max_len=max_len)

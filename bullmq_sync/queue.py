@@ -8,7 +8,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from . import getters, management, producer
+from . import getters, management, node_args, producer
 from .connection import TOKENS, Connection
 from .errors import ClientClosed, InvalidArgument
 from .job import Job
@@ -24,8 +24,10 @@ class Queue:
 
     ``connection`` is a URL, a ``redis.Redis``, a pool or a shared ``Connection`` (many
     queues, one pool). BullMQ's option-dict form works too: ``Queue("q", {"prefix": "app",
-    "connection": url})``. Use as a context manager, or call ``close()``; a connection that
-    was passed in is left open.
+    "connection": url})`` (every QueueOptions key of BullMQ 6.7 is mapped or refused, see
+    ``node_args``). ``events_max_len`` (Node's ``streams.events.maxLen``) is written to the
+    queue meta as ``opts.maxLenEvents``, which caps the events stream for every client. Use as
+    a context manager, or call ``close()``; a connection that was passed in is left open.
     """
 
     def __init__(
@@ -36,18 +38,25 @@ class Queue:
         connection: ConnectionLike = None,
         prefix: str | None = None,
         default_job_options: Mapping[str, Any] | None = None,
+        events_max_len: int | None = None,
     ) -> None:
-        options = dict(opts or {})
-        unknown = set(options) - {"connection", "prefix", "defaultJobOptions"}
-        if unknown:
-            raise InvalidArgument(f"unsupported Queue option(s): {', '.join(sorted(unknown))}")
+        options = node_args.parse("Queue", opts)
         if connection is None:
             connection = options.get("connection")
         if prefix is None:
             prefix = options.get("prefix", "bull")
         self.keys = QueueKeys(name, prefix=prefix)
         if default_job_options is None:
-            default_job_options = options.get("defaultJobOptions")
+            default_job_options = options.get("default_job_options")
+        if events_max_len is None:
+            events_max_len = options.get("events_max_len")
+        else:
+            events_max_len = node_args.whole(0)("events_max_len", events_max_len)
+        if events_max_len is not None and options.get("skip_metas_update"):
+            raise InvalidArgument(
+                "streams.events.maxLen is stored in the queue meta, which skipMetasUpdate "
+                "forbids writing: give one or the other"
+            )
         self.default_job_options: dict[str, Any] = normalize_job_options(default_job_options)
         """Options every job added through this queue starts from (BullMQ's public names)."""
         self._owns_connection = not isinstance(connection, Connection)
@@ -56,6 +65,8 @@ class Queue:
         # -- cluster/sentinel: a cluster refuses keys spanning hash slots --------
         try:
             self.connection.check_queue_keys(self.keys)
+            if events_max_len is not None:
+                management.set_events_max_len(self, events_max_len)
         except BaseException:
             self.close()
             raise
@@ -207,21 +218,58 @@ class Queue:
 
     def retry_jobs(
         self,
-        state: str | JobState = "failed",
+        state: str | JobState | Mapping[str, Any] = "failed",
         count: int = 1000,
         timestamp: int | None = None,
         *,
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Retry every failed (or completed) job finished by ``timestamp``, ``count`` per
-        script call; returns how many moved. ``progress(total_so_far)`` runs per batch."""
+        script call; returns how many moved. ``progress(total_so_far)`` runs per batch.
+        Node's ``{"count", "state", "timestamp"}`` dict is accepted as first argument."""
+        if isinstance(state, Mapping):
+            return self.retry_jobs(
+                **node_args.parse("Queue.retryJobs", state), progress=progress
+            )
         return management.retry_jobs(self, state, count, timestamp, progress)
 
     def promote_jobs(
-        self, count: int = 1000, *, progress: Callable[[int], None] | None = None
+        self,
+        count: int | Mapping[str, Any] = 1000,
+        *,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Move every delayed job to wait now, ``count`` per script call; returns how many."""
+        """Move every delayed job to wait now, ``count`` per script call; returns how many.
+        Node's ``{"count": n}`` dict is accepted as first argument."""
+        if isinstance(count, Mapping):
+            return self.promote_jobs(
+                **node_args.parse("Queue.promoteJobs", count), progress=progress
+            )
         return management.promote_jobs(self, count, progress)
+
+    def retryJobs(self, opts: Mapping[str, Any] | None = None) -> int:  # noqa: N802
+        """Node's ``retryJobs({count, state, timestamp})``; how many jobs moved."""
+        return self.retry_jobs(**node_args.parse("Queue.retryJobs", opts))
+
+    def promoteJobs(self, opts: Mapping[str, Any] | None = None) -> int:  # noqa: N802
+        """Node's ``promoteJobs({count})``; how many jobs moved."""
+        return self.promote_jobs(**node_args.parse("Queue.promoteJobs", opts))
+
+    def remove(
+        self,
+        job_id: str | int,
+        opts: Mapping[str, Any] | bool | None = None,
+        *,
+        remove_children: bool | None = None,
+    ) -> int:
+        """Delete a job by id (and its children unless ``removeChildren`` is false): 1 when
+        removed, 0 when it (or a child) is locked by a worker. Node's ``Queue.remove``."""
+        from . import job_ops
+
+        parsed = node_args.flag_or_options("Queue.remove", opts, "remove_children")
+        if remove_children is not None:
+            parsed["remove_children"] = node_args.boolean("remove_children", remove_children)
+        return 1 if job_ops.remove_by_id(self, job_id, parsed.get("remove_children", True)) else 0
 
     getJobs = get_jobs
     getJobCounts = get_job_counts
@@ -235,8 +283,6 @@ class Queue:
     getFailed = get_failed
     getJobState = get_job_state
     getJobLogs = get_job_logs
-    retryJobs = retry_jobs
-    promoteJobs = promote_jobs
 
     def pause(self) -> None:
         """Pause the queue (workers take no new jobs; adds still land in wait)."""
@@ -258,9 +304,22 @@ class Queue:
         """Delete up to ``limit`` (0 = all) ``state`` jobs older than ``grace`` ms; their ids."""
         return management.clean(self, grace, limit, state)
 
-    def obliterate(self, force: bool = False) -> None:
-        """Delete the queue and every job in it (refused with active jobs unless forced)."""
-        management.obliterate(self, force)
+    def obliterate(
+        self,
+        opts: Mapping[str, Any] | bool | None = None,
+        *,
+        force: bool | None = None,
+        count: int | None = None,
+    ) -> None:
+        """Pause the queue, then delete it and every job in it; with active jobs it raises
+        ``QueueHasActiveJobs`` (the queue stays paused, as in BullMQ) unless ``force``.
+        Takes Node's ``{"force": ..., "count": ...}`` or keywords."""
+        parsed = node_args.flag_or_options("Queue.obliterate", opts, "force")
+        if force is not None:
+            parsed["force"] = node_args.boolean("force", force)
+        if count is not None:
+            parsed["count"] = node_args.whole(1)("count", count)
+        management.obliterate(self, **parsed)
 
     def set_global_concurrency(self, concurrency: int) -> None:
         """Limit how many jobs of this queue run at once across all workers (meta field)."""
