@@ -546,7 +546,43 @@ const ops = {
     return null;
   },
   // ---- end of worker steps -----------------------------------------------------
+
+  // ---- node-shaped arguments (bullmq-sync shapes task) ---------------------------
+  // queueCall: a fresh Queue built with `queueOpts` (QueueOptions minus connection/prefix);
+  // its meta is written as Node writes it (unless skipMetasUpdate), then queue[method](...args).
+  async queueCall(req) {
+    const opts = Object.assign({}, req.queueOpts || {}, { connection: connection(), prefix: req.prefix || 'bull' });
+    const queue = new bull.Queue(String(requireArg(req, 'queue')), opts);
+    queue.on('error', reportError(`queueCall ${req.queue}`));
+    try {
+      if (!opts.skipMetasUpdate) await queue.getVersion();
+      if (!req.method) return null;
+      return shapedResult(await queue[req.method](...(req.args || [])));
+    } finally {
+      await queue.close();
+    }
+  },
+
+  // jobCall: Job.fromId(jobId)[method](...args) on the cached queue.
+  async jobCall(req) {
+    const queue = queueOf(req);
+    const jobId = String(requireArg(req, 'jobId'));
+    const job = await bull.Job.fromId(queue, jobId);
+    if (!job) {
+      const err = new Error(`Job ${jobId} not found in ${queue.qualifiedName}`);
+      err.name = 'JobNotFound';
+      throw err;
+    }
+    return shapedResult(await job[String(requireArg(req, 'method'))](...(req.args || [])));
+  },
+  // ---- end of node-shaped arguments ---------------------------------------------
 };
+
+function shapedResult(result) {
+  if (result === undefined) return null;
+  if (result instanceof bull.Job) return { id: result.id, name: result.name, data: result.data, opts: result.opts };
+  return result;
+}
 
 // --------------------------------------------------------------------------
 // Protocol plumbing
