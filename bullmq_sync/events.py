@@ -174,6 +174,13 @@ class QueueEvents:
         return self.keys.name
 
     @property
+    def qualified_name(self) -> str:
+        """``<prefix>:<queue>`` (Node's ``qualifiedName``)."""
+        return self.keys.qualified_name
+
+    qualifiedName = qualified_name
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

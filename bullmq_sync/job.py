@@ -34,6 +34,7 @@ _CAMEL_ALIASES = {
     "repeatJobKey": "repeat_job_key",
     "queueName": "queue_name",
     "queueQualifiedName": "queue_qualified_name",
+    "deferredFailure": "deferred_failure",
 }
 
 
@@ -399,6 +400,61 @@ class Job:
             "repeatJobKey": self.repeat_job_key,
             "queueQualifiedName": self.queue_qualified_name,
         }
+
+    to_json = toJSON = to_dict  # Node's job.toJSON()
+
+    # -- Node-shaped extras: thin mappings of BullMQ Job members (node_args) ---------------
+
+    @property
+    def prefix(self) -> str:
+        """The queue's key prefix (Node's ``job.prefix``)."""
+        return self.queue.prefix
+
+    def clear_logs(self, keep_logs: int | None = None) -> None:
+        """Delete this job's log rows, or keep only the newest ``keep_logs`` (Node's clearLogs)."""
+        key = self.queue.keys.job_sub(self.id, "logs")
+        if keep_logs:
+            if isinstance(keep_logs, bool) or not isinstance(keep_logs, int) or keep_logs < 0:
+                raise InvalidArgument(f"keep_logs must be a positive integer, got {keep_logs!r}")
+            self.queue.connection.execute("LTRIM", key, -keep_logs, -1)
+        else:
+            self.queue.connection.execute("DEL", key)
+
+    def _is(self, *states: JobState) -> bool:
+        return self.get_state() in states
+
+    def is_completed(self) -> bool:
+        """True when this job is in ``completed``."""
+        return self._is(JobState.COMPLETED)
+
+    def is_failed(self) -> bool:
+        """True when this job is in ``failed``."""
+        return self._is(JobState.FAILED)
+
+    def is_delayed(self) -> bool:
+        """True when this job is in ``delayed``."""
+        return self._is(JobState.DELAYED)
+
+    def is_waiting_children(self) -> bool:
+        """True when this job waits for its children."""
+        return self._is(JobState.WAITING_CHILDREN)
+
+    def is_active(self) -> bool:
+        """True when a worker is processing this job."""
+        return self._is(JobState.ACTIVE)
+
+    def is_waiting(self) -> bool:
+        """True when this job is in ``waiting`` (Node: wait or the legacy paused list)."""
+        return self._is(JobState.WAITING)
+
+    clearLogs = clear_logs
+    isCompleted = is_completed
+    isFailed = is_failed
+    isDelayed = is_delayed
+    isWaitingChildren = is_waiting_children
+    isActive = is_active
+    isWaiting = is_waiting
+    # -- end of Node-shaped extras ---------------------------------------------------------
 
     # -- display ----------------------------------------------------
 

@@ -256,6 +256,41 @@ def set_global_rate_limit(queue: Queue, max_jobs: int, duration: int) -> None:
     log.event("queue.global_rate_limit_set", queue=queue.name, max=jobs, duration=window)
 
 
+def get_meta(queue: Queue) -> dict[str, object]:
+    """The queue meta hash as BullMQ's ``getMeta`` returns it (numbers parsed, ``paused``)."""
+    raw = {str(k): str(v) for k, v in _pairs(queue.connection.execute("HGETALL", queue.keys.meta))}
+    meta: dict[str, object] = {
+        k: v
+        for k, v in raw.items()
+        if k not in ("concurrency", "max", "duration", "paused", EVENTS_MAX_LEN_FIELD)
+    }
+    for field, name in (
+        ("concurrency", "concurrency"),
+        (EVENTS_MAX_LEN_FIELD, "maxLenEvents"),
+        ("max", "max"),
+        ("duration", "duration"),
+    ):
+        if raw.get(field):
+            meta[name] = int(float(raw[field]))
+    meta["paused"] = raw.get("paused") == "1"
+    return meta
+
+
+def _pairs(flat: object) -> list[tuple[object, object]]:
+    if isinstance(flat, dict):
+        return list(flat.items())
+    assert isinstance(flat, list)
+    return list(zip(flat[::2], flat[1::2], strict=False))
+
+
+def get_global_rate_limit(queue: Queue) -> dict[str, int] | None:
+    """``{"max", "duration"}`` when both meta fields are set, else None (as BullMQ)."""
+    max_jobs, duration = queue.connection.execute("HMGET", queue.keys.meta, "max", "duration")
+    if max_jobs and duration:
+        return {"max": int(max_jobs), "duration": int(duration)}
+    return None
+
+
 def remove_global_rate_limit(queue: Queue) -> None:
     """Lift the global rate limit."""
     queue.connection.execute("HDEL", queue.keys.meta, "max", "duration")

@@ -361,6 +361,8 @@ class Queue:
 
     getDeduplicationJobId = get_deduplication_job_id
     removeDeduplicationKey = remove_deduplication_key
+    get_debounce_job_id = getDebounceJobId = get_deduplication_job_id  # BullMQ's older names
+    remove_debounce_key = removeDebounceKey = remove_deduplication_key
 
     # -- manual rate limit and worker metrics (worker_steps.py) ---------------------------
 
@@ -431,6 +433,54 @@ class Queue:
     removeJobScheduler = remove_job_scheduler
     getJobSchedulersCount = get_job_schedulers_count
     # -- end of job schedulers ----------------------------------------------------------------
+
+    # -- Node-shaped extras: thin mappings of BullMQ Queue members (node_args) -------------
+
+    @property
+    def defaultJobOptions(self) -> dict[str, Any]:  # noqa: N802
+        """A copy of the default job options (Node's ``queue.defaultJobOptions``)."""
+        return dict(self.default_job_options)
+
+    qualifiedName = qualified_name
+
+    def add_job_log(self, job_id: str | int, log_row: str, keep_logs: int | None = None) -> int:
+        """Append a log row to a job by id; how many rows it keeps (Node's addJobLog)."""
+        from . import job_ops
+        from .keys import validate_job_id
+
+        return job_ops.add_log(Job(queue=self, id=validate_job_id(job_id)), log_row, keep_logs)
+
+    def update_job_progress(self, job_id: str | int, progress: Any) -> None:
+        """Store a job's progress by id and emit ``progress`` (Node's updateJobProgress)."""
+        from . import job_ops
+        from .keys import validate_job_id
+
+        job_ops.update_progress(Job(queue=self, id=validate_job_id(job_id)), progress)
+
+    def get_global_rate_limit(self) -> dict[str, int] | None:
+        """``{"max", "duration"}`` of the global rate limit, or None (Node's getter)."""
+        return management.get_global_rate_limit(self)
+
+    def remove_rate_limit_key(self) -> int:
+        """Delete the rate limiter key (lifts a current rate limit); 1 if it existed."""
+        return int(self.connection.execute("DEL", self.keys.limiter))
+
+    def get_version(self) -> str | None:
+        """The meta ``version`` field a Node BullMQ Queue writes, or None (we write none)."""
+        value = self.connection.execute("HGET", self.keys.meta, "version")
+        return None if value is None else str(value)
+
+    def get_meta(self) -> dict[str, Any]:
+        """The queue meta as BullMQ's ``getMeta`` returns it (``paused`` a bool)."""
+        return management.get_meta(self)
+
+    addJobLog = add_job_log
+    getMeta = get_meta
+    updateJobProgress = update_job_progress
+    getGlobalRateLimit = get_global_rate_limit
+    removeRateLimitKey = remove_rate_limit_key
+    getVersion = get_version
+    # -- end of Node-shaped extras ----------------------------------------------------------
 
     # -- display ----------------------------------------------------
 
