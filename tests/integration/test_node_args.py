@@ -180,6 +180,12 @@ def test_scheduler_template_starts_from_queue_defaults(
         lambda q, j: q.add("x", {}, {"repeat": {"every": 10}}),
         lambda q, j: q.add("x", {}, {"backoff": {"type": None}}),
         lambda q, j: q.upsert_job_scheduler("s", {"every": 10}, {"opts": {"deduplication": {}}}),
+        lambda q, j: q.add_job_log(j.id, 5),
+        lambda q, j: q.add_job_log("", "row"),
+        lambda q, j: q.addJobLog(j.id, "row", -1),
+        lambda q, j: q.update_job_progress(j.id, object()),
+        lambda q, j: q.updateJobProgress(None, 5),
+        lambda q, j: j.clear_logs(-2),
     ],
 )
 def test_bad_options_raise_and_leave_redis_unchanged(
@@ -247,3 +253,22 @@ def test_bad_events_and_flow_options(connection: Any, raw: Any, prefix: str, mak
     with pytest.raises(InvalidArgument):
         make(connection, prefix)
     assert list(raw.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_thin_queue_and_job_mappings(queue: Queue, raw: Any, prefix: str) -> None:
+    job = queue.add("j")
+    assert queue.add_job_log(job.id, "one") == 1
+    assert queue.addJobLog(job.id, "two", 1) == 1
+    assert raw.lrange(f"{job.key}:logs", 0, -1) == ["two"]
+    queue.update_job_progress(job.id, 42)
+    assert raw.hget(job.key, "progress") == "42"
+    job.clear_logs()
+    assert not raw.exists(f"{job.key}:logs")
+    assert queue.get_global_rate_limit() is None
+    queue.set_global_rate_limit(4, 500)
+    assert queue.getGlobalRateLimit() == {"max": 4, "duration": 500}
+    assert queue.get_version() is None
+    assert queue.get_meta()["paused"] is False
+    assert queue.defaultJobOptions == {} and queue.qualifiedName == f"{prefix}:q"
+    assert job.is_waiting() and not job.isActive() and not job.is_completed()
+    assert queue.get_debounce_job_id("nope") is None and queue.removeDebounceKey("nope") == 0

@@ -300,3 +300,80 @@ def test_scheduler_template_applies_queue_default_job_options_like_node(
     our_iteration = _opts(raw, our_job.key)
     for key in ("attempts", "removeOnComplete", "backoff"):
         assert our_iteration[key] == node_iteration[key]
+
+
+# -- thin Queue/Job mappings: same state and the same answers as Node ------------------------
+
+
+def test_queue_meta_getters_match_node(
+    node6: NodeBullMQ, raw: redis.Redis, connection: Any, prefix: str
+) -> None:
+    with Queue("q", prefix=prefix, connection=connection) as queue:
+        queue.set_global_rate_limit(10, 1000)
+        queue.set_global_concurrency(3)
+        queue.pause()
+        ours = (queue.get_meta(), queue.get_global_rate_limit(), queue.get_version())
+        theirs = [
+            node6.call("queueCall", queue="q", prefix=prefix, method=method, queueOpts=opts)
+            for method, opts in (
+                ("getMeta", {"skipMetasUpdate": True}),
+                ("getGlobalRateLimit", {"skipMetasUpdate": True}),
+                ("getVersion", {"skipMetasUpdate": True}),
+            )
+        ]
+        assert list(ours) == theirs
+        # a Node Queue writes its version; we read it
+        node6.call("queueCall", queue="q", prefix=prefix)
+        assert (queue.getVersion() or "").startswith("bullmq:6.")
+        assert queue.getMeta() == node6.call(
+            "queueCall", queue="q", prefix=prefix, method="getMeta"
+        )
+        raw.set(f"{prefix}:q:limiter", 5, px=60_000)
+        assert queue.removeRateLimitKey() == 1
+        assert not raw.exists(f"{prefix}:q:limiter")
+
+
+def test_job_log_and_progress_by_id_match_node(
+    node6: NodeBullMQ, raw: redis.Redis, connection: Any
+) -> None:
+    found = {}
+    for side in ("node", "ours"):
+        prefix = _prefix()
+        with Queue("q", prefix=prefix, connection=connection) as queue:
+            job = queue.add("j")
+            raw.xtrim(f"{prefix}:q:events", 0)
+            if side == "node":
+                for row in ("a", "b", "c"):
+                    node6.call(
+                        "queueCall",
+                        queue="q",
+                        prefix=prefix,
+                        method="addJobLog",
+                        args=[job.id, row, 2],
+                        queueOpts={"skipMetasUpdate": True},
+                    )
+                node6.call(
+                    "queueCall",
+                    queue="q",
+                    prefix=prefix,
+                    method="updateJobProgress",
+                    args=[job.id, {"pct": 50}],
+                    queueOpts={"skipMetasUpdate": True},
+                )
+                node6.call(
+                    "jobCall", queue="q", prefix=prefix, jobId=job.id, method="clearLogs", args=[1]
+                )
+            else:
+                for row in ("a", "b", "c"):
+                    queue.addJobLog(job.id, row, 2)
+                queue.updateJobProgress(job.id, {"pct": 50})
+                job.clearLogs(1)
+            found[side] = (
+                raw.lrange(f"{job.key}:logs", 0, -1),
+                raw.hget(job.key, "progress"),
+                [e["event"] for e in _events(raw, prefix)],
+            )
+            state = node6.call("getJob", queue="q", prefix=prefix, jobId=job.id)["state"]
+            assert job.isWaiting() is (state == "waiting") is True
+            assert job.toJSON()["id"] == job.id and job.prefix == prefix
+    assert found["node"] == found["ours"] == (["c"], '{"pct":50}', ["progress"])
