@@ -370,8 +370,17 @@ class Job:
 
         return worker_steps.move_to_wait(self, token)
 
+    def moveToWaitingChildren(  # noqa: N802
+        self, token: str | None = None, opts: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Node's ``moveToWaitingChildren(token, {"child": {"id", "queue"}})``."""
+        from . import node_args
+
+        return self.move_to_waiting_children(
+            token, node_args.parse("Job.moveToWaitingChildren", opts).get("child")
+        )
+
     moveToDelayed = move_to_delayed
-    moveToWaitingChildren = move_to_waiting_children
     moveToWait = move_to_wait
 
     def to_dict(self) -> dict[str, Any]:

@@ -148,6 +148,8 @@ def _purge(queue: Queue, args: tuple[object, ...]) -> object:
 
 def drain(queue: Queue, delayed: bool = False) -> int:
     """Delete every waiting and prioritized job (and delayed ones if asked); no events."""
+    if not isinstance(delayed, bool):
+        raise InvalidArgument(f"delayed must be a bool, got {delayed!r}")
     reply = _purge(queue, ("drain", "1" if delayed else "0"))
     assert isinstance(reply, int)
     count = reply

@@ -227,6 +227,7 @@ SHAPES: dict[str, Shape] = {
                 "resetAttemptsStarted": Key("reset_attempts_started", boolean),
             },
         ),
+        Shape("Job.moveToWaitingChildren", {"child": Key("child", mapping)}),
         Shape(
             "Job.getDependenciesCount",
             {

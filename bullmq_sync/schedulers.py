@@ -254,6 +254,13 @@ REPEAT_KEYS = {
 }
 """Accepted ``repeat`` keys (either spelling) -> BullMQ's names."""
 
+REFUSED_REPEAT_KEYS = {
+    "key": "a BullMQ 5 repeatable-job key; a job scheduler is named by its id",
+    "jobId": "BullMQ 5 repeatable jobs; a scheduler's iterations are named repeat:<id>:<ms>",
+    "prevMillis": "set by the scheduler from the previous iteration",
+}
+"""RepeatOptions keys of BullMQ 6.7 that ``upsert_job_scheduler`` refuses, with the reason."""
+
 
 def _whole(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -264,9 +271,14 @@ def _whole(name: str, value: Any, low: int) -> int:
 def _repeat_spec(repeat: Mapping[str, Any], now: int) -> dict[str, Any]:
     if not isinstance(repeat, Mapping):
         raise InvalidArgument(f"repeat must be a dict, got {type(repeat).__name__}")
-    unknown = set(repeat) - set(REPEAT_KEYS)
-    if unknown:
-        raise InvalidArgument(f"unsupported repeat option(s): {', '.join(sorted(unknown))}")
+    for key in repeat:
+        if key in REFUSED_REPEAT_KEYS:
+            raise InvalidArgument(
+                f"repeat option {key!r} is not supported: {REFUSED_REPEAT_KEYS[key]}"
+            )
+        if key not in REPEAT_KEYS:
+            accepted = ", ".join(k for k in REPEAT_KEYS if "_" not in k)
+            raise InvalidArgument(f"unknown repeat option {key!r}; accepted: {accepted}")
     spec = {REPEAT_KEYS[k]: v for k, v in repeat.items() if v is not None}
     if "pattern" in spec and "every" in spec:
         raise InvalidArgument(

@@ -186,6 +186,12 @@ def test_scheduler_template_starts_from_queue_defaults(
         lambda q, j: q.update_job_progress(j.id, object()),
         lambda q, j: q.updateJobProgress(None, 5),
         lambda q, j: j.clear_logs(-2),
+        lambda q, j: q.drain("false"),
+        lambda q, j: j.moveToWaitingChildren("tok", {"kid": {"id": "1", "queue": "bull:q"}}),
+        lambda q, j: j.moveToWaitingChildren("tok", {"child": "bull:q:1"}),
+        lambda q, j: q.upsert_job_scheduler("s", {"every": 10, "key": "x"}),
+        lambda q, j: q.upsert_job_scheduler("s", {"every": 10, "prevMillis": 5}),
+        lambda q, j: q.upsert_job_scheduler("s", {"evry": 10}),
     ],
 )
 def test_bad_options_raise_and_leave_redis_unchanged(
@@ -272,3 +278,24 @@ def test_thin_queue_and_job_mappings(queue: Queue, raw: Any, prefix: str) -> Non
     assert queue.defaultJobOptions == {} and queue.qualifiedName == f"{prefix}:q"
     assert job.is_waiting() and not job.isActive() and not job.is_completed()
     assert queue.get_debounce_job_id("nope") is None and queue.removeDebounceKey("nope") == 0
+
+
+def test_move_to_waiting_children_takes_nodes_child_option(
+    queue: Queue, raw: Any, prefix: str, redis_url: str
+) -> None:
+    from helpers import wait_for
+
+    from bullmq_sync import Job, Worker
+
+    seen: dict[str, Any] = {}
+
+    def processor(job: Job, token: str) -> str:
+        child = {"id": "nope", "queue": f"{prefix}:x"}
+        seen["named"] = job.moveToWaitingChildren(token, {"child": child})
+        seen["plain"] = job.moveToWaitingChildren(token)
+        return "ok"
+
+    queue.add("lonely")
+    with Worker("q", processor, connection=redis_url, prefix=prefix, drain_delay=1):
+        wait_for(lambda: raw.zcard(f"{prefix}:q:completed") == 1)
+    assert seen == {"named": False, "plain": False}

@@ -20,7 +20,7 @@ import pytest
 from dts import Declarations
 
 import bullmq_sync
-from bullmq_sync import node_args, options, schedulers, worker
+from bullmq_sync import flow, node_args, options, schedulers, worker
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = ROOT / "tests" / "interop" / "node_modules" / "bullmq" / "dist" / "esm"
@@ -50,6 +50,7 @@ def _options_mapped() -> dict[str, set[str]]:
         "RepeatOptions": {k for k in schedulers.REPEAT_KEYS if "_" not in k},
         "ObliterateOpts": shape("Queue.obliterate"),
         "WorkerListener": set(worker._EVENTS),
+        "FlowJob": {k for k in flow._NODE_FIELDS if "_" not in k},
     }
 
 
@@ -185,6 +186,8 @@ def test_refused_option_keys_are_listed_with_their_reason(
     ):
         for key in node_args.SHAPES[shape].refused:
             assert (declaration, key) in absences, f"{declaration}.{key} refused but not listed"
+    for key in schedulers.REFUSED_REPEAT_KEYS:
+        assert ("RepeatOptions", key) in absences, f"RepeatOptions.{key} refused but not listed"
     for key in options.REFUSED_OPTIONS:
         if key in ("repeat", "debounce"):  # not JobsOptions keys in 6.7's declarations
             continue
