@@ -299,3 +299,28 @@ def test_move_to_waiting_children_takes_nodes_child_option(
     with Worker("q", processor, connection=redis_url, prefix=prefix, drain_delay=1):
         wait_for(lambda: raw.zcard(f"{prefix}:q:completed") == 1)
     assert seen == {"named": False, "plain": False}
+
+
+def test_custom_backoff_added_here_runs_in_our_worker(
+    queue: Queue, raw: Any, prefix: str, redis_url: str
+) -> None:
+    from helpers import wait_for
+
+    from bullmq_sync import Job, Worker
+
+    job = queue.add("work", {}, {"attempts": 2, "backoff": {"type": "linear", "delay": 7}})
+    seen: list[tuple[int, str]] = []
+
+    def strategy(made: int, kind: str, err: BaseException, j: Job) -> int:
+        seen.append((made, kind))
+        return 40_000
+
+    def failing(j: Job) -> None:
+        raise RuntimeError("nope")
+
+    with Worker(
+        "q", failing, connection=redis_url, prefix=prefix, drain_delay=1, backoff_strategy=strategy
+    ):
+        wait_for(lambda: raw.zcard(f"{prefix}:q:delayed") == 1)
+    assert seen == [(1, "linear")]
+    assert raw.hget(job.key, "delay") == "40000"
