@@ -575,6 +575,11 @@ const ops = {
     }
     return shapedResult(await job[String(requireArg(req, 'method'))](...(req.args || [])));
   },
+  // addFlowWithOpts: FlowProducer.add(flow, opts) (opts = {queuesOptions: ...}).
+  async addFlowWithOpts(req) {
+    const node = await getFlowProducer(req.prefix || 'bull').add(requireArg(req, 'flow'), req.opts || undefined);
+    return { ids: jobNodeIds(node) };
+  },
   // ---- end of node-shaped arguments ---------------------------------------------
 };
 

@@ -377,3 +377,54 @@ def test_job_log_and_progress_by_id_match_node(
             assert job.isWaiting() is (state == "waiting") is True
             assert job.toJSON()["id"] == job.id and job.prefix == prefix
     assert found["node"] == found["ours"] == (["c"], '{"pct":50}', ["progress"])
+
+
+def test_queue_events_with_node_options_reads_nodes_events(
+    node6: NodeBullMQ, connection: Any, prefix: str
+) -> None:
+    from bullmq_sync import QueueEvents
+
+    node_id = node6.call("add", queue="q", prefix=prefix, name="n")["id"]
+    opts = {"lastEventId": "0", "blockingTimeout": 200, "skipVersionCheck": True}
+    with QueueEvents("q", opts, prefix=prefix, connection=connection) as reader:
+        seen = [(e.name, e.job_id) for e in reader.iter(block=False)]
+        assert reader.block_ms == 200
+    assert seen == [("added", node_id), ("waiting", node_id)]
+
+
+def test_flow_queues_options_and_dependency_counts_match_node(
+    node6: NodeBullMQ, raw: redis.Redis, connection: Any
+) -> None:
+    defaults = {"queuesOptions": {"kids": {"defaultJobOptions": {"attempts": 4, "lifo": True}}}}
+    flow = {
+        "name": "parent",
+        "queueName": "q",
+        "opts": {"jobId": "p1"},
+        "children": [{"name": "c", "queueName": "kids", "opts": {"jobId": "c1"}}],
+    }
+    node_prefix, our_prefix = _prefix(), _prefix()
+    node6.call("addFlowWithOpts", prefix=node_prefix, flow=flow, opts=defaults)
+    with FlowProducer({"prefix": our_prefix}, connection=connection) as producer:
+        producer.add(flow, defaults)
+    ours = _opts(raw, f"{our_prefix}:kids:c1")
+    theirs_opts = _opts(raw, f"{node_prefix}:kids:c1")
+    assert ours.pop("parent")["queue"] == f"{our_prefix}:q"
+    assert theirs_opts.pop("parent")["queue"] == f"{node_prefix}:q"
+    assert ours == theirs_opts
+    assert ours["attempts"] == 4 and ours["lifo"] is True
+    with Queue("q", prefix=our_prefix, connection=connection) as queue:
+        parent = queue.get_job("p1")
+        assert parent is not None
+        mine = parent.getDependenciesCount({"unprocessed": True, "processed": True})
+    theirs = node6.call(
+        "jobCall",
+        queue="q",
+        prefix=our_prefix,
+        jobId="p1",
+        method="getDependenciesCount",
+        args=[{"unprocessed": True, "processed": True}],
+    )
+    assert mine == theirs == {"processed": 0, "unprocessed": 1}
+    # Node runs our child (with the defaults we applied), then the parent
+    out = node6.call("process", queue="kids", prefix=our_prefix, count=1)
+    assert [o["jobId"] for o in out if o["event"] == "completed"] == ["c1"]
