@@ -69,7 +69,9 @@ def test_obliterate_force_false_refuses_and_pauses_like_node(
             assert node6.call("isPaused", queue="q", prefix=prefix) is True
             if side == "ours":  # Node finishes what we refused, with force
                 node6.call("obliterate", queue="q", prefix=prefix, opts={"force": True})
-                assert _keys(raw, prefix) == set()
+            else:  # and we finish what Node refused
+                queue.obliterate({"force": True})
+            assert _keys(raw, prefix) == set()
     assert results["node"] == results["ours"]
     assert results["ours"][1] is True  # refused, but paused (as Node leaves it)
 
