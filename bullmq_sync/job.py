@@ -270,6 +270,8 @@ class Job:
         from . import job_ops
 
         if isinstance(priority, Mapping):
+            if lifo:
+                raise InvalidArgument("change_priority: give Node's options dict or lifo, not both")
             self.changePriority(priority)
             return
         job_ops.change_priority(self, priority, lifo)

@@ -228,6 +228,8 @@ class Queue:
         script call; returns how many moved. ``progress(total_so_far)`` runs per batch.
         Node's ``{"count", "state", "timestamp"}`` dict is accepted as first argument."""
         if isinstance(state, Mapping):
+            if count != 1000 or timestamp is not None:
+                raise InvalidArgument("retry_jobs: give Node's options dict or arguments, not both")
             return self.retry_jobs(
                 **node_args.parse("Queue.retryJobs", state), progress=progress
             )

@@ -187,6 +187,8 @@ def test_scheduler_template_starts_from_queue_defaults(
         lambda q, j: q.updateJobProgress(None, 5),
         lambda q, j: j.clear_logs(-2),
         lambda q, j: q.drain("false"),
+        lambda q, j: q.retry_jobs({"state": "failed"}, 10),
+        lambda q, j: j.change_priority({"priority": 3}, True),
         lambda q, j: j.moveToWaitingChildren("tok", {"kid": {"id": "1", "queue": "bull:q"}}),
         lambda q, j: j.moveToWaitingChildren("tok", {"child": "bull:q:1"}),
         lambda q, j: q.upsert_job_scheduler("s", {"every": 10, "key": "x"}),
