@@ -27,7 +27,7 @@ from . import log, node_args
 from .connection import Connection
 from .errors import ClientClosed, ConfigurationError, InvalidArgument, job_error
 from .job import OUTCOME_TTL_MS, Job
-from .options import PreparedJob, prepare_job
+from .options import PreparedJob, normalize_job_options, prepare_job
 from .producer import _job as _stored_job
 from .queue import ConnectionLike, Queue
 
@@ -280,6 +280,8 @@ def _queues_options(opts: Mapping[str, Any] | None) -> Mapping[str, Any]:
     queues: Mapping[str, Any] = node_args.parse("FlowProducer.add", opts).get(
         "queues_options", {}
     )
+    for queue_name in queues:  # every entry is checked, used by the flow or not
+        normalize_job_options(_queue_defaults(queues, queue_name))
     return queues
 
 

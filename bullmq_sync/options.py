@@ -226,6 +226,8 @@ def _telemetry(value: object) -> dict[str, object]:
             f"unknown telemetry field(s) {sorted(map(str, unknown))}; accepted: metadata, "
             "omitContext"
         )
+    if "omitContext" in value and "omit_context" in value:
+        raise _InvalidArgument("telemetry omitContext given twice (omitContext, omit_context)")
     out: dict[str, object] = {}
     metadata = value.get("metadata")
     if metadata is not None:

@@ -255,6 +255,10 @@ def test_accepted_noop_queue_options(connection: Any, raw: Any, prefix: str) -> 
         lambda c, p: FlowProducer({"prefix": p}, connection=c).add(
             {"name": "f", "queueName": "q"}, {"queueOptions": {}}
         ),
+        lambda c, p: FlowProducer({"prefix": p}, connection=c).add(
+            {"name": "f", "queueName": "q"},
+            {"queuesOptions": {"other": {"defaultJobOptions": {"atempts": 2}}}},
+        ),
     ],
 )
 def test_bad_events_and_flow_options(connection: Any, raw: Any, prefix: str, make: Any) -> None:
