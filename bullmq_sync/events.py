@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import log
+from . import log, node_args
 from .connection import BlockingReader, Connection
 from .errors import (
     BullMQSyncError,
@@ -32,16 +32,6 @@ ErrorCallback = Callable[[BaseException], object]
 
 _READ_COUNT = 1000
 """Most entries fetched by one XREAD."""
-
-_OPTION_NAMES = {
-    "connection": "connection",
-    "prefix": "prefix",
-    "lastEventId": "last_event_id",
-    "last_event_id": "last_event_id",
-    "blockingTimeout": "block_ms",
-    "block_ms": "block_ms",
-    "autorun": "autorun",
-}
 
 
 def _stream_id(value: object) -> str:
@@ -143,11 +133,7 @@ class QueueEvents:
         last_event_id: str = "$",
         block_ms: int = 10000,
     ) -> None:
-        settings: dict[str, Any] = {}
-        for key, value in (opts or {}).items():
-            if key not in _OPTION_NAMES:
-                raise InvalidArgument(f"unsupported QueueEvents option {key!r}")
-            settings[_OPTION_NAMES[key]] = value
+        settings = node_args.parse("QueueEvents", opts)
         if connection is None:
             connection = settings.get("connection")
         prefix = settings.get("prefix", prefix)
@@ -186,6 +172,13 @@ class QueueEvents:
     @property
     def name(self) -> str:
         return self.keys.name
+
+    @property
+    def qualified_name(self) -> str:
+        """``<prefix>:<queue>`` (Node's ``qualifiedName``)."""
+        return self.keys.qualified_name
+
+    qualifiedName = qualified_name
 
     @property
     def closed(self) -> bool:

@@ -23,19 +23,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import log
+from . import log, node_args
 from .connection import Connection
 from .errors import ClientClosed, ConfigurationError, InvalidArgument, job_error
 from .job import OUTCOME_TTL_MS, Job
-from .options import PreparedJob, prepare_job
+from .options import PreparedJob, normalize_job_options, prepare_job
 from .producer import _job as _stored_job
 from .queue import ConnectionLike, Queue
 
 ADD_COMMAND = "addJob"
 _NODE_FIELDS = frozenset({"name", "queueName", "queue_name", "data", "opts", "children", "prefix"})
 _DEDUP_OPTIONS = frozenset({"deduplication", "debounce", "de"})
-_PRODUCER_OPTIONS = frozenset({"connection", "prefix"})
-_ADD_OPTIONS = frozenset({"queuesOptions", "queues_options"})
 
 
 @dataclass(eq=False)
@@ -80,12 +78,7 @@ class FlowProducer:
         connection: ConnectionLike = None,
         prefix: str | None = None,
     ) -> None:
-        options = dict(opts or {})
-        unknown = set(options) - _PRODUCER_OPTIONS
-        if unknown:
-            raise InvalidArgument(
-                f"unsupported FlowProducer option(s): {', '.join(sorted(unknown))}"
-            )
+        options = node_args.parse("FlowProducer", opts)
         if connection is None:
             connection = options.get("connection")
         if prefix is None:
@@ -284,13 +277,11 @@ class FlowProducer:
 
 
 def _queues_options(opts: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    if opts is None:
-        return {}
-    if not isinstance(opts, Mapping) or set(opts) - _ADD_OPTIONS:
-        raise InvalidArgument(f"flow add options are {{'queuesOptions': {{...}}}}, got {opts!r}")
-    queues = opts.get("queuesOptions", opts.get("queues_options")) or {}
-    if not isinstance(queues, Mapping):
-        raise InvalidArgument("queuesOptions must be a dict of queue name -> options")
+    queues: Mapping[str, Any] = node_args.parse("FlowProducer.add", opts).get(
+        "queues_options", {}
+    )
+    for queue_name in queues:  # every entry is checked, used by the flow or not
+        normalize_job_options(_queue_defaults(queues, queue_name))
     return queues
 
 
@@ -298,6 +289,12 @@ def _queue_defaults(queues_options: Mapping[str, Any], queue_name: str) -> Mappi
     entry = queues_options.get(queue_name) or {}
     if not isinstance(entry, Mapping):
         raise InvalidArgument(f"queuesOptions[{queue_name!r}] must be a dict")
+    unknown = set(entry) - {"defaultJobOptions", "default_job_options"}
+    if unknown:
+        raise InvalidArgument(
+            f"queuesOptions[{queue_name!r}]: unsupported key(s) {sorted(map(str, unknown))}; "
+            "only defaultJobOptions applies to the jobs of a flow"
+        )
     defaults = entry.get("defaultJobOptions", entry.get("default_job_options")) or {}
     if not isinstance(defaults, Mapping):
         raise InvalidArgument(f"queuesOptions[{queue_name!r}].defaultJobOptions must be a dict")

@@ -21,13 +21,6 @@ if TYPE_CHECKING:
 OUTCOME_TTL_MS = 10 * 60 * 1000
 """How long a transition's outcome key lives (it must outlast any retry budget)."""
 
-_RETRY_OPTION_NAMES = {
-    "resetAttemptsMade": "reset_attempts_made",
-    "reset_attempts_made": "reset_attempts_made",
-    "resetAttemptsStarted": "reset_attempts_started",
-    "reset_attempts_started": "reset_attempts_started",
-}
-
 _CAMEL_ALIASES = {
     "attemptsMade": "attempts_made",
     "attemptsStarted": "attempts_started",
@@ -42,6 +35,7 @@ _CAMEL_ALIASES = {
     "repeatJobKey": "repeat_job_key",
     "queueName": "queue_name",
     "queueQualifiedName": "queue_qualified_name",
+    "deferredFailure": "deferred_failure",
 }
 
 
@@ -192,13 +186,9 @@ class Job:
             "reset_attempts_made": reset_attempts_made,
             "reset_attempts_started": reset_attempts_started,
         }
-        for name, value in (opts or {}).items():
-            if name not in _RETRY_OPTION_NAMES:
-                raise InvalidArgument(
-                    f"unknown retry option {name!r}; "
-                    "expected resetAttemptsMade or resetAttemptsStarted"
-                )
-            flags[_RETRY_OPTION_NAMES[name]] = bool(value)
+        from . import node_args
+
+        flags.update(node_args.parse("Job.retry", opts))
 
         queue = self.queue
         started = time.perf_counter()
@@ -275,11 +265,23 @@ class Job:
 
         job_ops.change_delay(self, delay)
 
-    def change_priority(self, priority: int = 0, lifo: bool = False) -> None:
-        """Give this job a new priority (re-queued if it is waiting)."""
+    def change_priority(self, priority: int | Mapping[str, Any] = 0, lifo: bool = False) -> None:
+        """Give this job a new priority (re-queued if it is waiting); Node's
+        ``{"priority": n, "lifo": bool}`` dict is accepted as first argument."""
         from . import job_ops
 
+        if isinstance(priority, Mapping):
+            if lifo:
+                raise InvalidArgument("change_priority: give Node's options dict or lifo, not both")
+            self.changePriority(priority)
+            return
         job_ops.change_priority(self, priority, lifo)
+
+    def changePriority(self, opts: Mapping[str, Any]) -> None:  # noqa: N802
+        """Node's ``changePriority({"priority": n, "lifo": bool})``."""
+        from . import job_ops, node_args
+
+        job_ops.change_priority(self, **node_args.parse("Job.changePriority", opts))
 
     def update_data(self, data: Any) -> None:
         """Replace this job's data."""
@@ -299,17 +301,22 @@ class Job:
 
         return job_ops.add_log(self, row)
 
-    def remove(self, remove_children: bool = True) -> bool:
-        """Delete this job (and its children); False when a worker holds its lock."""
-        from . import job_ops
+    def remove(
+        self, opts: Mapping[str, Any] | bool | None = None, *, remove_children: bool | None = None
+    ) -> bool:
+        """Delete this job (and its children unless ``remove_children=False`` or Node's
+        ``{"removeChildren": False}``); False when a worker holds its lock."""
+        from . import job_ops, node_args
 
-        return job_ops.remove(self, remove_children)
+        parsed = node_args.flag_or_options("Job.remove", opts, "remove_children")
+        if remove_children is not None:
+            parsed["remove_children"] = node_args.boolean("remove_children", remove_children)
+        return job_ops.remove(self, parsed.get("remove_children", True))
 
     getState = get_state
     updateData = update_data
     updateProgress = update_progress
     changeDelay = change_delay
-    changePriority = change_priority
 
     # -- flows: a parent's view of its children (FlowProducer, flow.py) --------------------
 
@@ -319,8 +326,13 @@ class Job:
         raw = self.queue.connection.execute("HGETALL", key)
         return {key: _json(value) for key, value in _pairs(raw or {}).items()}
 
-    def get_dependencies_count(self) -> dict[str, int]:
-        """How many children are processed, unprocessed, failed (fpof) and ignored (idof/cpof)."""
+    def get_dependencies_count(self, opts: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """How many children are processed, unprocessed, failed (fpof) and ignored (idof/cpof).
+
+        Node's ``{"processed": True, ...}`` selects which counts to return (all when none)."""
+        from . import node_args
+
+        wanted = {k for k, v in node_args.parse("Job.getDependenciesCount", opts).items() if v}
         keys = self.queue.keys
         processed, unprocessed, failed, ignored = self.queue.connection.pipeline(
             [
@@ -330,12 +342,13 @@ class Job:
                 ("HLEN", keys.job_sub(self.id, "failed")),
             ]
         )
-        return {
+        counts = {
             "processed": int(processed),
             "unprocessed": int(unprocessed),
             "failed": int(failed),
             "ignored": int(ignored),
         }
+        return {k: v for k, v in counts.items() if k in wanted} if wanted else counts
 
     getChildrenValues = get_children_values
     getDependenciesCount = get_dependencies_count
@@ -360,8 +373,17 @@ class Job:
 
         return worker_steps.move_to_wait(self, token)
 
+    def moveToWaitingChildren(  # noqa: N802
+        self, token: str | None = None, opts: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Node's ``moveToWaitingChildren(token, {"child": {"id", "queue"}})``."""
+        from . import node_args
+
+        return self.move_to_waiting_children(
+            token, node_args.parse("Job.moveToWaitingChildren", opts).get("child")
+        )
+
     moveToDelayed = move_to_delayed
-    moveToWaitingChildren = move_to_waiting_children
     moveToWait = move_to_wait
 
     def to_dict(self) -> dict[str, Any]:
@@ -390,6 +412,61 @@ class Job:
             "repeatJobKey": self.repeat_job_key,
             "queueQualifiedName": self.queue_qualified_name,
         }
+
+    to_json = toJSON = to_dict  # Node's job.toJSON()
+
+    # -- Node-shaped extras: thin mappings of BullMQ Job members (node_args) ---------------
+
+    @property
+    def prefix(self) -> str:
+        """The queue's key prefix (Node's ``job.prefix``)."""
+        return self.queue.prefix
+
+    def clear_logs(self, keep_logs: int | None = None) -> None:
+        """Delete this job's log rows, or keep only the newest ``keep_logs`` (Node's clearLogs)."""
+        key = self.queue.keys.job_sub(self.id, "logs")
+        if keep_logs:
+            if isinstance(keep_logs, bool) or not isinstance(keep_logs, int) or keep_logs < 0:
+                raise InvalidArgument(f"keep_logs must be a positive integer, got {keep_logs!r}")
+            self.queue.connection.execute("LTRIM", key, -keep_logs, -1)
+        else:
+            self.queue.connection.execute("DEL", key)
+
+    def _is(self, *states: JobState) -> bool:
+        return self.get_state() in states
+
+    def is_completed(self) -> bool:
+        """True when this job is in ``completed``."""
+        return self._is(JobState.COMPLETED)
+
+    def is_failed(self) -> bool:
+        """True when this job is in ``failed``."""
+        return self._is(JobState.FAILED)
+
+    def is_delayed(self) -> bool:
+        """True when this job is in ``delayed``."""
+        return self._is(JobState.DELAYED)
+
+    def is_waiting_children(self) -> bool:
+        """True when this job waits for its children."""
+        return self._is(JobState.WAITING_CHILDREN)
+
+    def is_active(self) -> bool:
+        """True when a worker is processing this job."""
+        return self._is(JobState.ACTIVE)
+
+    def is_waiting(self) -> bool:
+        """True when this job is in ``waiting`` (Node: wait or the legacy paused list)."""
+        return self._is(JobState.WAITING)
+
+    clearLogs = clear_logs
+    isCompleted = is_completed
+    isFailed = is_failed
+    isDelayed = is_delayed
+    isWaitingChildren = is_waiting_children
+    isActive = is_active
+    isWaiting = is_waiting
+    # -- end of Node-shaped extras ---------------------------------------------------------
 
     # -- display ----------------------------------------------------
 

@@ -14,6 +14,7 @@ from .options import PRIORITY_LIMIT
 
 if TYPE_CHECKING:
     from .job import Job
+    from .queue import Queue
 
 
 def _now() -> int:
@@ -174,8 +175,18 @@ def add_log(job: Job, row: str, keep_logs: int | None = None) -> int:
     return count
 
 
+def remove_by_id(queue: Queue, job_id: str | int, remove_children: bool = True) -> bool:
+    """Delete a job by id (BullMQ's ``Queue.remove``); see ``remove``."""
+    from .job import Job
+    from .keys import validate_job_id
+
+    return remove(Job(queue=queue, id=validate_job_id(job_id)), remove_children)
+
+
 def remove(job: Job, remove_children: bool = True) -> bool:
     """Delete the job (and its children); False when it, or a child, is locked by a worker."""
+    if not isinstance(remove_children, bool):
+        raise InvalidArgument(f"remove_children must be a bool, got {remove_children!r}")
     queue = job.queue
     keys = queue.keys
     reply = queue.connection.run_script(

@@ -148,6 +148,8 @@ def _purge(queue: Queue, args: tuple[object, ...]) -> object:
 
 def drain(queue: Queue, delayed: bool = False) -> int:
     """Delete every waiting and prioritized job (and delayed ones if asked); no events."""
+    if not isinstance(delayed, bool):
+        raise InvalidArgument(f"delayed must be a bool, got {delayed!r}")
     reply = _purge(queue, ("drain", "1" if delayed else "0"))
     assert isinstance(reply, int)
     count = reply
@@ -185,11 +187,11 @@ _ACTIVE_JOBS = "Cannot obliterate queue {queue!r} with active jobs (use force=Tr
 
 def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH) -> None:
     """Pause, then delete the whole queue in bounded steps; refuses with active jobs unless
-    ``force``."""
+    ``force`` (the queue then stays paused, as BullMQ 6.7's obliterate leaves it)."""
+    if not isinstance(force, bool):
+        raise InvalidArgument(f"force must be a bool, got {force!r}")
     batch = _positive("count", count)
     keys = queue.keys
-    if not force and int(queue.connection.execute("LLEN", keys.active)):
-        raise QueueHasActiveJobs(_ACTIVE_JOBS.format(queue=queue.name))
     pause(queue)
     while True:
         reply = int(
@@ -199,7 +201,14 @@ def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH)
                 (keys.base, batch, "1" if force else "0"),
             )
         )
-        if reply == -2:  # a job became active after the check above
+        if reply == -2:
+            log.event(
+                "queue.obliterate_refused",
+                level=logging.WARNING,
+                queue=queue.name,
+                code=reply,
+                error=_ACTIVE_JOBS.format(queue=queue.name),
+            )
             raise QueueHasActiveJobs(_ACTIVE_JOBS.format(queue=queue.name))
         if reply <= 0:
             break
@@ -249,7 +258,54 @@ def set_global_rate_limit(queue: Queue, max_jobs: int, duration: int) -> None:
     log.event("queue.global_rate_limit_set", queue=queue.name, max=jobs, duration=window)
 
 
+def get_meta(queue: Queue) -> dict[str, object]:
+    """The queue meta hash as BullMQ's ``getMeta`` returns it (numbers parsed, ``paused``)."""
+    raw = {str(k): str(v) for k, v in _pairs(queue.connection.execute("HGETALL", queue.keys.meta))}
+    meta: dict[str, object] = {
+        k: v
+        for k, v in raw.items()
+        if k not in ("concurrency", "max", "duration", "paused", EVENTS_MAX_LEN_FIELD)
+    }
+    for field, name in (
+        ("concurrency", "concurrency"),
+        (EVENTS_MAX_LEN_FIELD, "maxLenEvents"),
+        ("max", "max"),
+        ("duration", "duration"),
+    ):
+        if raw.get(field):
+            meta[name] = int(float(raw[field]))
+    meta["paused"] = raw.get("paused") == "1"
+    return meta
+
+
+def _pairs(flat: object) -> list[tuple[object, object]]:
+    if isinstance(flat, dict):
+        return list(flat.items())
+    assert isinstance(flat, list)
+    return list(zip(flat[::2], flat[1::2], strict=False))
+
+
+def get_global_rate_limit(queue: Queue) -> dict[str, int] | None:
+    """``{"max", "duration"}`` when both meta fields are set, else None (as BullMQ)."""
+    max_jobs, duration = queue.connection.execute("HMGET", queue.keys.meta, "max", "duration")
+    if max_jobs and duration:
+        return {"max": int(max_jobs), "duration": int(duration)}
+    return None
+
+
 def remove_global_rate_limit(queue: Queue) -> None:
     """Lift the global rate limit."""
     queue.connection.execute("HDEL", queue.keys.meta, "max", "duration")
     log.event("queue.global_rate_limit_removed", queue=queue.name)
+
+
+# -- queue meta written by the Queue constructor (Node's metaValues) ------------------------
+
+EVENTS_MAX_LEN_FIELD = "opts.maxLenEvents"
+"""The meta field every events-writing script caps the stream with (``XADD MAXLEN ~``)."""
+
+
+def set_events_max_len(queue: Queue, max_len: int) -> None:
+    """Store Node's ``streams.events.maxLen`` in the queue meta, as Node's Queue does."""
+    queue.connection.execute("HSET", queue.keys.meta, EVENTS_MAX_LEN_FIELD, max_len)
+    log.event("queue.events_max_len_set", queue=queue.name, max_len=max_len)

@@ -23,10 +23,10 @@ SHORT_TO_LONG = {
     "idof": "ignoreDependencyOnFailure",
     "rdof": "removeDependencyOnFailure",
     "kl": "keepLogs",
-    "tm": "telemetryMetadata",
-    "omc": "omitContext",
 }
 LONG_TO_SHORT = {long: short for short, long in SHORT_TO_LONG.items()}
+TELEMETRY_SHORT = {"tm": "metadata", "omc": "omitContext"}
+"""The ``telemetry`` option is stored flattened: ``{metadata, omitContext}`` -> ``tm``/``omc``."""
 
 
 def decode_stored_opts(raw: str | None) -> dict[str, Any]:
@@ -39,12 +39,27 @@ def decode_stored_opts(raw: str | None) -> dict[str, Any]:
         return {}
     if not isinstance(stored, dict):
         return {}
-    return {SHORT_TO_LONG.get(str(key), str(key)): value for key, value in stored.items()}
+    out: dict[str, Any] = {}
+    for key, value in stored.items():
+        name = str(key)
+        if name in TELEMETRY_SHORT:
+            out.setdefault("telemetry", {})[TELEMETRY_SHORT[name]] = value
+        else:
+            out[SHORT_TO_LONG.get(name, name)] = value
+    return out
 
 
 def encode_stored_opts(opts: dict[str, Any]) -> dict[str, Any]:
     """Public option names -> the short keys BullMQ stores."""
-    return {LONG_TO_SHORT.get(key, key): value for key, value in opts.items()}
+    out: dict[str, Any] = {}
+    for key, value in opts.items():
+        if key == "telemetry" and isinstance(value, _Mapping):
+            for short, long in TELEMETRY_SHORT.items():
+                if value.get(long) is not None:
+                    out[short] = value[long]
+        else:
+            out[LONG_TO_SHORT.get(key, key)] = value
+    return out
 
 
 # -- job options for adding jobs (producer side) ------------------------------------------
@@ -56,7 +71,8 @@ PRIORITY_LIMIT = 2**21 - 1
 """The highest priority BullMQ accepts (lower numbers run first, 0 = no priority)."""
 
 BACKOFF_TYPES = frozenset({"fixed", "exponential"})
-"""Backoff strategies every BullMQ worker knows."""
+"""Backoff strategies every BullMQ worker knows; any other name is a custom type, run by the
+worker's ``settings.backoffStrategy`` (as in BullMQ)."""
 
 SNAKE_TO_OPTION = {
     "job_id": "jobId",
@@ -77,10 +93,18 @@ SNAKE_TO_OPTION = {
     "ignore_dependency_on_failure": "ignoreDependencyOnFailure",
     "remove_dependency_on_failure": "removeDependencyOnFailure",
     "deduplication": "deduplication",
+    "telemetry": "telemetry",
 }
 """Our keyword names -> BullMQ's public option names."""
 
 SUPPORTED_OPTIONS = frozenset(SNAKE_TO_OPTION.values())
+REFUSED_OPTIONS = {
+    "repeat": "BullMQ 6 schedules repeats with job schedulers: use upsert_job_scheduler",
+    "repeatJobKey": "set by job schedulers only (upsert_job_scheduler)",
+    "prevMillis": "set by job schedulers only (upsert_job_scheduler)",
+    "debounce": "removed in BullMQ 6: use deduplication",
+}
+"""JobsOptions keys of BullMQ 6.7 that ``add`` refuses, with the reason given in the error."""
 _PARENT_POLICIES = (
     "failParentOnFailure",
     "continueParentOnFailure",
@@ -143,8 +167,14 @@ def normalize_job_options(opts: _Mapping[str, object] | None) -> dict[str, objec
         if not isinstance(key, str):
             raise _InvalidArgument(f"job option names must be strings, got {key!r}")
         name = SNAKE_TO_OPTION.get(key, SHORT_TO_LONG.get(key, key))
+        if name in REFUSED_OPTIONS:
+            raise _InvalidArgument(
+                f"job option {key!r} is not supported: {REFUSED_OPTIONS[name]}"
+            )
         if name not in SUPPORTED_OPTIONS:
-            raise _InvalidArgument(f"unsupported job option {key!r}")
+            raise _InvalidArgument(
+                f"unknown job option {key!r}; accepted: {', '.join(sorted(SUPPORTED_OPTIONS))}"
+            )
         if value is not None:
             out[name] = value
     return out
@@ -171,8 +201,11 @@ def _backoff(value: object) -> dict[str, object]:
     if unknown:
         raise _InvalidArgument(f"unknown backoff field(s): {', '.join(sorted(map(str, unknown)))}")
     kind = value.get("type")
-    if kind not in BACKOFF_TYPES:
-        raise _InvalidArgument(f"backoff type must be 'fixed' or 'exponential', got {kind!r}")
+    if not isinstance(kind, str) or not kind:
+        raise _InvalidArgument(
+            f"backoff type must be 'fixed', 'exponential' or the name of a custom strategy "
+            f"(run by the worker's settings.backoffStrategy), got {kind!r}"
+        )
     out: dict[str, object] = {"type": kind}
     if value.get("delay") is not None:
         out["delay"] = _whole("backoff delay", value["delay"], 0)
@@ -181,6 +214,31 @@ def _backoff(value: object) -> dict[str, object]:
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
             raise _InvalidArgument(f"backoff jitter must be between 0 and 1, got {jitter!r}")
         out["jitter"] = jitter
+    return out
+
+
+def _telemetry(value: object) -> dict[str, object]:
+    if not isinstance(value, _Mapping):
+        raise _InvalidArgument(f"telemetry must be {{'metadata', 'omitContext'}}, got {value!r}")
+    unknown = set(value) - {"metadata", "omitContext", "omit_context"}
+    if unknown:
+        raise _InvalidArgument(
+            f"unknown telemetry field(s) {sorted(map(str, unknown))}; accepted: metadata, "
+            "omitContext"
+        )
+    if "omitContext" in value and "omit_context" in value:
+        raise _InvalidArgument("telemetry omitContext given twice (omitContext, omit_context)")
+    out: dict[str, object] = {}
+    metadata = value.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, str):
+            raise _InvalidArgument(f"telemetry metadata must be a string, got {metadata!r}")
+        out["metadata"] = metadata
+    omit = value.get("omitContext", value.get("omit_context"))
+    if omit is not None:
+        if not isinstance(omit, bool):
+            raise _InvalidArgument(f"telemetry omitContext must be a bool, got {omit!r}")
+        out["omitContext"] = omit
     return out
 
 
@@ -264,6 +322,8 @@ def prepare_job(
         raise _InvalidArgument(f"lifo must be a bool, got {lifo!r}")
     if "backoff" in merged:
         merged["backoff"] = _backoff(merged["backoff"])
+    if "telemetry" in merged:
+        merged["telemetry"] = _telemetry(merged["telemetry"])
     for keep in ("removeOnComplete", "removeOnFail"):
         if keep in merged:
             merged[keep] = _keep_policy(keep, merged[keep])

@@ -8,7 +8,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from . import getters, management, producer
+from . import getters, management, node_args, producer
 from .connection import TOKENS, Connection
 from .errors import ClientClosed, InvalidArgument
 from .job import Job
@@ -24,8 +24,10 @@ class Queue:
 
     ``connection`` is a URL, a ``redis.Redis``, a pool or a shared ``Connection`` (many
     queues, one pool). BullMQ's option-dict form works too: ``Queue("q", {"prefix": "app",
-    "connection": url})``. Use as a context manager, or call ``close()``; a connection that
-    was passed in is left open.
+    "connection": url})`` (every QueueOptions key of BullMQ 6.7 is mapped or refused, see
+    ``node_args``). ``events_max_len`` (Node's ``streams.events.maxLen``) is written to the
+    queue meta as ``opts.maxLenEvents``, which caps the events stream for every client. Use as
+    a context manager, or call ``close()``; a connection that was passed in is left open.
     """
 
     def __init__(
@@ -36,18 +38,25 @@ class Queue:
         connection: ConnectionLike = None,
         prefix: str | None = None,
         default_job_options: Mapping[str, Any] | None = None,
+        events_max_len: int | None = None,
     ) -> None:
-        options = dict(opts or {})
-        unknown = set(options) - {"connection", "prefix", "defaultJobOptions"}
-        if unknown:
-            raise InvalidArgument(f"unsupported Queue option(s): {', '.join(sorted(unknown))}")
+        options = node_args.parse("Queue", opts)
         if connection is None:
             connection = options.get("connection")
         if prefix is None:
             prefix = options.get("prefix", "bull")
         self.keys = QueueKeys(name, prefix=prefix)
         if default_job_options is None:
-            default_job_options = options.get("defaultJobOptions")
+            default_job_options = options.get("default_job_options")
+        if events_max_len is None:
+            events_max_len = options.get("events_max_len")
+        else:
+            events_max_len = node_args.whole(0)("events_max_len", events_max_len)
+        if events_max_len is not None and options.get("skip_metas_update"):
+            raise InvalidArgument(
+                "streams.events.maxLen is stored in the queue meta, which skipMetasUpdate "
+                "forbids writing: give one or the other"
+            )
         self.default_job_options: dict[str, Any] = normalize_job_options(default_job_options)
         """Options every job added through this queue starts from (BullMQ's public names)."""
         self._owns_connection = not isinstance(connection, Connection)
@@ -56,6 +65,8 @@ class Queue:
         # -- cluster/sentinel: a cluster refuses keys spanning hash slots --------
         try:
             self.connection.check_queue_keys(self.keys)
+            if events_max_len is not None:
+                management.set_events_max_len(self, events_max_len)
         except BaseException:
             self.close()
             raise
@@ -207,21 +218,60 @@ class Queue:
 
     def retry_jobs(
         self,
-        state: str | JobState = "failed",
+        state: str | JobState | Mapping[str, Any] = "failed",
         count: int = 1000,
         timestamp: int | None = None,
         *,
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Retry every failed (or completed) job finished by ``timestamp``, ``count`` per
-        script call; returns how many moved. ``progress(total_so_far)`` runs per batch."""
+        script call; returns how many moved. ``progress(total_so_far)`` runs per batch.
+        Node's ``{"count", "state", "timestamp"}`` dict is accepted as first argument."""
+        if isinstance(state, Mapping):
+            if count != 1000 or timestamp is not None:
+                raise InvalidArgument("retry_jobs: give Node's options dict or arguments, not both")
+            return self.retry_jobs(
+                **node_args.parse("Queue.retryJobs", state), progress=progress
+            )
         return management.retry_jobs(self, state, count, timestamp, progress)
 
     def promote_jobs(
-        self, count: int = 1000, *, progress: Callable[[int], None] | None = None
+        self,
+        count: int | Mapping[str, Any] = 1000,
+        *,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Move every delayed job to wait now, ``count`` per script call; returns how many."""
+        """Move every delayed job to wait now, ``count`` per script call; returns how many.
+        Node's ``{"count": n}`` dict is accepted as first argument."""
+        if isinstance(count, Mapping):
+            return self.promote_jobs(
+                **node_args.parse("Queue.promoteJobs", count), progress=progress
+            )
         return management.promote_jobs(self, count, progress)
+
+    def retryJobs(self, opts: Mapping[str, Any] | None = None) -> int:  # noqa: N802
+        """Node's ``retryJobs({count, state, timestamp})``; how many jobs moved."""
+        return self.retry_jobs(**node_args.parse("Queue.retryJobs", opts))
+
+    def promoteJobs(self, opts: Mapping[str, Any] | None = None) -> int:  # noqa: N802
+        """Node's ``promoteJobs({count})``; how many jobs moved."""
+        return self.promote_jobs(**node_args.parse("Queue.promoteJobs", opts))
+
+    def remove(
+        self,
+        job_id: str | int,
+        opts: Mapping[str, Any] | bool | None = None,
+        *,
+        remove_children: bool | None = None,
+    ) -> int:
+        """Delete a job by id (and its children unless ``removeChildren`` is false): 1 when
+        removed, 0 when it (or a child) is locked by a worker. Node's ``Queue.remove``."""
+        from . import job_ops
+
+        parsed = node_args.flag_or_options("Queue.remove", opts, "remove_children")
+        if remove_children is not None:
+            parsed["remove_children"] = node_args.boolean("remove_children", remove_children)
+        return 1 if job_ops.remove_by_id(self, job_id, parsed.get("remove_children", True)) else 0
 
     getJobs = get_jobs
     getJobCounts = get_job_counts
@@ -235,8 +285,6 @@ class Queue:
     getFailed = get_failed
     getJobState = get_job_state
     getJobLogs = get_job_logs
-    retryJobs = retry_jobs
-    promoteJobs = promote_jobs
 
     def pause(self) -> None:
         """Pause the queue (workers take no new jobs; adds still land in wait)."""
@@ -258,9 +306,22 @@ class Queue:
         """Delete up to ``limit`` (0 = all) ``state`` jobs older than ``grace`` ms; their ids."""
         return management.clean(self, grace, limit, state)
 
-    def obliterate(self, force: bool = False) -> None:
-        """Delete the queue and every job in it (refused with active jobs unless forced)."""
-        management.obliterate(self, force)
+    def obliterate(
+        self,
+        opts: Mapping[str, Any] | bool | None = None,
+        *,
+        force: bool | None = None,
+        count: int | None = None,
+    ) -> None:
+        """Pause the queue, then delete it and every job in it; with active jobs it raises
+        ``QueueHasActiveJobs`` (the queue stays paused, as in BullMQ) unless ``force``.
+        Takes Node's ``{"force": ..., "count": ...}`` or keywords."""
+        parsed = node_args.flag_or_options("Queue.obliterate", opts, "force")
+        if force is not None:
+            parsed["force"] = node_args.boolean("force", force)
+        if count is not None:
+            parsed["count"] = node_args.whole(1)("count", count)
+        management.obliterate(self, **parsed)
 
     def set_global_concurrency(self, concurrency: int) -> None:
         """Limit how many jobs of this queue run at once across all workers (meta field)."""
@@ -302,6 +363,8 @@ class Queue:
 
     getDeduplicationJobId = get_deduplication_job_id
     removeDeduplicationKey = remove_deduplication_key
+    get_debounce_job_id = getDebounceJobId = get_deduplication_job_id  # BullMQ's older names
+    remove_debounce_key = removeDebounceKey = remove_deduplication_key
 
     # -- manual rate limit and worker metrics (worker_steps.py) ---------------------------
 
@@ -372,6 +435,54 @@ class Queue:
     removeJobScheduler = remove_job_scheduler
     getJobSchedulersCount = get_job_schedulers_count
     # -- end of job schedulers ----------------------------------------------------------------
+
+    # -- Node-shaped extras: thin mappings of BullMQ Queue members (node_args) -------------
+
+    @property
+    def defaultJobOptions(self) -> dict[str, Any]:  # noqa: N802
+        """A copy of the default job options (Node's ``queue.defaultJobOptions``)."""
+        return dict(self.default_job_options)
+
+    qualifiedName = qualified_name
+
+    def add_job_log(self, job_id: str | int, log_row: str, keep_logs: int | None = None) -> int:
+        """Append a log row to a job by id; how many rows it keeps (Node's addJobLog)."""
+        from . import job_ops
+        from .keys import validate_job_id
+
+        return job_ops.add_log(Job(queue=self, id=validate_job_id(job_id)), log_row, keep_logs)
+
+    def update_job_progress(self, job_id: str | int, progress: Any) -> None:
+        """Store a job's progress by id and emit ``progress`` (Node's updateJobProgress)."""
+        from . import job_ops
+        from .keys import validate_job_id
+
+        job_ops.update_progress(Job(queue=self, id=validate_job_id(job_id)), progress)
+
+    def get_global_rate_limit(self) -> dict[str, int] | None:
+        """``{"max", "duration"}`` of the global rate limit, or None (Node's getter)."""
+        return management.get_global_rate_limit(self)
+
+    def remove_rate_limit_key(self) -> int:
+        """Delete the rate limiter key (lifts a current rate limit); 1 if it existed."""
+        return int(self.connection.execute("DEL", self.keys.limiter))
+
+    def get_version(self) -> str | None:
+        """The meta ``version`` field a Node BullMQ Queue writes, or None (we write none)."""
+        value = self.connection.execute("HGET", self.keys.meta, "version")
+        return None if value is None else str(value)
+
+    def get_meta(self) -> dict[str, Any]:
+        """The queue meta as BullMQ's ``getMeta`` returns it (``paused`` a bool)."""
+        return management.get_meta(self)
+
+    addJobLog = add_job_log
+    getMeta = get_meta
+    updateJobProgress = update_job_progress
+    getGlobalRateLimit = get_global_rate_limit
+    removeRateLimitKey = remove_rate_limit_key
+    getVersion = get_version
+    # -- end of Node-shaped extras ----------------------------------------------------------
 
     # -- display ----------------------------------------------------
 

@@ -254,6 +254,13 @@ REPEAT_KEYS = {
 }
 """Accepted ``repeat`` keys (either spelling) -> BullMQ's names."""
 
+REFUSED_REPEAT_KEYS = {
+    "key": "a BullMQ 5 repeatable-job key; a job scheduler is named by its id",
+    "jobId": "BullMQ 5 repeatable jobs; a scheduler's iterations are named repeat:<id>:<ms>",
+    "prevMillis": "set by the scheduler from the previous iteration",
+}
+"""RepeatOptions keys of BullMQ 6.7 that ``upsert_job_scheduler`` refuses, with the reason."""
+
 
 def _whole(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -264,9 +271,14 @@ def _whole(name: str, value: Any, low: int) -> int:
 def _repeat_spec(repeat: Mapping[str, Any], now: int) -> dict[str, Any]:
     if not isinstance(repeat, Mapping):
         raise InvalidArgument(f"repeat must be a dict, got {type(repeat).__name__}")
-    unknown = set(repeat) - set(REPEAT_KEYS)
-    if unknown:
-        raise InvalidArgument(f"unsupported repeat option(s): {', '.join(sorted(unknown))}")
+    for key in repeat:
+        if key in REFUSED_REPEAT_KEYS:
+            raise InvalidArgument(
+                f"repeat option {key!r} is not supported: {REFUSED_REPEAT_KEYS[key]}"
+            )
+        if key not in REPEAT_KEYS:
+            accepted = ", ".join(k for k in REPEAT_KEYS if "_" not in k)
+            raise InvalidArgument(f"unknown repeat option {key!r}; accepted: {accepted}")
     spec = {REPEAT_KEYS[k]: v for k, v in repeat.items() if v is not None}
     if "pattern" in spec and "every" in spec:
         raise InvalidArgument(
@@ -303,8 +315,15 @@ def _repeat_spec(repeat: Mapping[str, Any], now: int) -> dict[str, Any]:
     return spec
 
 
-def _template(template: Mapping[str, Any] | None, scheduler_id: str) -> tuple[str, str, str]:
-    """(name, data JSON, template opts JSON with stored short keys)."""
+def _template(
+    template: Mapping[str, Any] | None,
+    scheduler_id: str,
+    defaults: Mapping[str, Any] | None = None,
+) -> tuple[str, str, str]:
+    """(name, data JSON, template opts JSON with stored short keys).
+
+    The queue's default job options come first and the template's opts over them, as BullMQ's
+    ``Queue.upsertJobScheduler`` merges them (the merged opts are stored in the scheduler)."""
     if template is None:
         template = {}
     if not isinstance(template, Mapping):
@@ -314,10 +333,14 @@ def _template(template: Mapping[str, Any] | None, scheduler_id: str) -> tuple[st
         raise InvalidArgument(f"a template is {{'name', 'data', 'opts'}}, got {sorted(template)}")
     name = template.get("name")
     name = scheduler_id if name is None else name
-    opts = normalize_job_options(template.get("opts") or {})
-    for banned in ("jobId", "repeat", "parent", "delay"):
-        if banned in opts:
+    given = template.get("opts") or {}
+    if not isinstance(given, Mapping):
+        raise InvalidArgument(f"template opts must be a dict, got {type(given).__name__}")
+    for banned in ("jobId", "job_id", "repeat", "parent", "delay", "deduplication"):
+        if banned in given:
             raise InvalidArgument(f"a scheduler template cannot set {banned}")
+    opts = normalize_job_options(defaults)
+    opts.update(normalize_job_options(given))
     prepared = prepare_job(name, template.get("data"), opts)  # validates name, data and opts
     given = {k: prepared.opts[k] for k in opts if k in prepared.opts}
     return name, prepared.data_json, json.dumps(encode_stored_opts(given), separators=(",", ":"))
@@ -364,7 +387,7 @@ def upsert(
         raise InvalidArgument("a job scheduler id must be a non-empty string")
     now = int(time.time() * 1000)
     spec = _repeat_spec(repeat, now)
-    name, data_json, template_opts = _template(template, scheduler_id)
+    name, data_json, template_opts = _template(template, scheduler_id, queue.default_job_options)
     count = spec["count"] + 1 if spec.get("count") else 1
     if "limit" in spec and count > spec["limit"]:
         return None

@@ -9,8 +9,10 @@
     0 the job or a child to remove is locked by a worker (nothing changed),
    -8 the job is the current iteration of a job scheduler.
   Effects, as BullMQ 6.7 removeJob: detached from its parent (a parent left without
-  dependencies is released); with children: every child listed in :dependencies,
-  :processed, :failed or :unsuccessful removed the same way; the id leaves whatever
+  dependencies is released to wait with a "waiting" event); with children: every child
+  listed in :processed, :failed, :unsuccessful, then :dependencies removed the same way
+  (so removing the last pending child releases the job first, which then leaves "wait");
+  the id leaves whatever
   structure held it; keys deleted (with the dedup key and its parked dn: hash when the
   job owns its deduplication id); "removed" (prev = where it was) capped.
 ]]
@@ -38,14 +40,19 @@ local function split(jobKey)
   return string.sub(jobKey, 1, cut), string.sub(jobKey, cut + 1)
 end
 
+-- Finished children first, pending ones last: removing the last pending child releases the
+-- parent to wait (a "waiting" event) just before the parent itself goes, as in BullMQ.
 local function childrenOf(jobKey)
-  local out = redis.call("SMEMBERS", jobKey .. ":dependencies")
+  local out = {}
   for _, sub in ipairs({":processed", ":failed"}) do
     for _, key in ipairs(redis.call("HKEYS", jobKey .. sub)) do
       out[#out + 1] = key
     end
   end
   for _, key in ipairs(redis.call("ZRANGE", jobKey .. ":unsuccessful", 0, -1)) do
+    out[#out + 1] = key
+  end
+  for _, key in ipairs(redis.call("SMEMBERS", jobKey .. ":dependencies")) do
     out[#out + 1] = key
   end
   return out
@@ -73,18 +80,15 @@ end
 local zsets = {"completed", "waiting-children", "delayed", "failed", "prioritized"}
 local lists = {"wait", "paused", "active"}
 
-local function removeOne(jobKey, top)
+local function removeOne(jobKey)
   local base, id = split(jobKey)
   if redis.call("EXISTS", jobKey) == 0 then
     return
   end
-  if top then
-    detachFromParent(jobKey)
-  end
+  detachFromParent(jobKey)
   if withChildren then
     for _, child in ipairs(childrenOf(jobKey)) do
-      redis.call("HDEL", child, "parentKey", "parent")
-      removeOne(child, false)
+      removeOne(child)
     end
   end
   local prev = "unknown"
@@ -107,6 +111,6 @@ local function removeOne(jobKey, top)
     "event", "removed", "jobId", id, "prev", prev)
 end
 
-removeOne(KEYS[1], true)
+removeOne(KEYS[1])
 rememberOutcome(KEYS[3], "1", ARGV[5])
 return 1

@@ -62,6 +62,13 @@ def test_connection_example_builds_without_connecting():
     ns["shared"].close()
 
 
+def test_node_shaped_arguments_example(localhost, capsys):
+    localhost(block('parent.remove({"removeChildren": False})'))
+    raw = localhost.raw
+    assert list(raw.scan_iter(match="bull:shapes-demo:*")) == []  # obliterated at the end
+    assert "unknown option 'removeChilden'; accepted: removeChildren" in capsys.readouterr().out
+
+
 def test_producer_example(localhost):
     ns = localhost(block("queue.add_bulk("))
     raw = localhost.raw

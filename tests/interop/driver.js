@@ -581,7 +581,43 @@ const ops = {
     return job.extendLock(String(requireArg(req, 'token')), Number(requireArg(req, 'duration')));
   },
   // ---- end of manual processing -------------------------------------------------
+
+  // ---- node-shaped arguments (bullmq-sync shapes task) ---------------------------
+  // queueCall: a fresh Queue built with `queueOpts` (QueueOptions minus connection/prefix);
+  // its meta is written as Node writes it (unless skipMetasUpdate), then queue[method](...args).
+  async queueCall(req) {
+    const opts = Object.assign({}, req.queueOpts || {}, { connection: connection(), prefix: req.prefix || 'bull' });
+    const queue = new bull.Queue(String(requireArg(req, 'queue')), opts);
+    queue.on('error', reportError(`queueCall ${req.queue}`));
+    try {
+      if (!opts.skipMetasUpdate) await queue.getVersion();
+      if (!req.method) return null;
+      return shapedResult(await queue[req.method](...(req.args || [])));
+    } finally {
+      await queue.close();
+    }
+  },
+
+  // jobCall: Job.fromId(jobId)[method](...args) on the cached queue.
+  async jobCall(req) {
+    const queue = queueOf(req);
+    const jobId = String(requireArg(req, 'jobId'));
+    const job = await bull.Job.fromId(queue, jobId);
+    if (!job) {
+      const err = new Error(`Job ${jobId} not found in ${queue.qualifiedName}`);
+      err.name = 'JobNotFound';
+      throw err;
+    }
+    return shapedResult(await job[String(requireArg(req, 'method'))](...(req.args || [])));
+  },
+  // addFlowWithOpts: FlowProducer.add(flow, opts) (opts = {queuesOptions: ...}).
+  async addFlowWithOpts(req) {
+    const node = await getFlowProducer(req.prefix || 'bull').add(requireArg(req, 'flow'), req.opts || undefined);
+    return { ids: jobNodeIds(node) };
+  },
+  // ---- end of node-shaped arguments ---------------------------------------------
 };
+
 
 // ---- manual processing helpers (bullmq-sync manual processing task) ----------
 const manualWorkers = new Map(); // "prefix\0queue" -> processor-less Worker
@@ -618,6 +654,13 @@ function nextJobId(result) {
   return Array.isArray(result) && result[0] ? String(result[1]) : null;
 }
 // ---- end of manual processing helpers -----------------------------------------
+
+
+function shapedResult(result) {
+  if (result === undefined) return null;
+  if (result instanceof bull.Job) return { id: result.id, name: result.name, data: result.data, opts: result.opts };
+  return result;
+}
 
 // --------------------------------------------------------------------------
 // Protocol plumbing
