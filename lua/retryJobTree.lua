@@ -4,7 +4,7 @@
 
   ARGV[1] "1" to delete attemptsMade (atm) of every retried job
   ARGV[2] "1" to delete attemptsStarted (ats) of every retried job
-  ARGV[3] the most jobs the walk may visit
+  ARGV[3] the most jobs the walk may look at (the root and every child key it reads)
   ARGV[4] outcome ttl in ms
   ARGV[5] the hash tag every job key must carry (Redis Cluster), "" for no check
 
@@ -14,7 +14,7 @@
     {-1, jobKey}     the root, or a child in a parent's :unsuccessful, has no hash (it was
                      removed: the parent could never complete, BullMQ would fail it with -9)
     {-3, state}      the root is neither failed nor waiting for children
-    {-101, visited}  the tree has more than ARGV[3] jobs to visit
+    {-101, visited}  the walk would look at more than ARGV[3] jobs
     {-102, jobKey}   a job of the tree lives outside the root's hash tag (cluster)
   Nothing is written unless the whole walk succeeds (the walk reads, then the writes run).
 
@@ -90,6 +90,7 @@ local order = {rootKey}       -- jobs entered, parents before children
 local failedJobs = {}         -- jobKey -> true
 local restores = {}           -- {parentKey, childKey, where}
 local seen = {[rootKey] = true}
+local visited = 1             -- every job looked at, the root included (bounds the walk)
 if rootState == "failed" then
   failedJobs[rootKey] = true
 end
@@ -119,13 +120,14 @@ while index <= #order do
     end
     if not seen[childKey] then
       seen[childKey] = true
+      visited = visited + 1
+      if visited > limit then
+        return {-101, visited}
+      end
       local state = stateOf(childKey)
       if state ~= "other" then
         if redis.call("EXISTS", childKey) == 0 then
           return {-1, childKey}
-        end
-        if #order >= limit then
-          return {-101, #order + 1}
         end
         order[#order + 1] = childKey
         if state == "failed" then

@@ -302,3 +302,13 @@ def test_a_removed_child_recorded_as_failing_its_parent_refuses_the_retry(
         root.job.retry_tree()
     assert refused.value.job_id == leaf.id
     assert without_ops(snapshot(raw, prefix)) == before
+
+
+def test_pending_children_count_towards_max_jobs(flows, raw, prefix):
+    root = flows.add({"name": "top", "queueName": "a", "children": [
+        {"name": f"c{i}", "queueName": "b"} for i in range(5)]})
+    before = without_ops(snapshot(raw, prefix))
+    with pytest.raises(FlowTooLarge):
+        root.job.retry_tree(max_jobs=5)  # the root and 5 children are 6 jobs to look at
+    assert without_ops(snapshot(raw, prefix)) == before
+    assert root.job.retry_tree(max_jobs=6) == []
