@@ -24,8 +24,9 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bullmq_sync import Connection, FlowProducer, Job, Queue  # noqa: E402
 from common import add_placement_option, cpus, pin_self, start_redis  # noqa: E402
+
+from bullmq_sync import Connection, FlowProducer, Job, Queue  # noqa: E402
 
 
 def failed_flow(conn: Connection, raw: redis.Redis, prefix: str, size: int) -> list[str]:

@@ -3,6 +3,7 @@ real workers."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -105,7 +106,7 @@ def test_a_five_level_failed_chain_is_retried_in_one_call_and_completes(
     assert [m.to_state for m in moved] == ["waiting"] + ["waiting-children"] * 4
     leaf = chain_nodes[-1].job
     assert raw.lrange(f"{prefix}:{leaf.queue.name}:wait", 0, -1) == [leaf.id]
-    for parent, child in zip(chain_nodes, chain_nodes[1:], strict=False):
+    for parent, child in itertools.pairwise(chain_nodes):
         key = parent.job.key
         assert raw.zscore(f"{prefix}:{parent.job.queue.name}:waiting-children", parent.job.id)
         assert raw.smembers(key + ":dependencies") == {child.job.key}
