@@ -4,7 +4,8 @@
   KEYS[1] parent job hash   KEYS[2] outcome key of this call (see includes/callOutcome)
   ARGV[1] outcome ttl in ms
 
-  Returns a JSON text: {"removed": [[jobKey, prev], ...], "released": [parentKey, ...]}
+  Returns a JSON text: {"removed": list of {jobKey, prev} pairs, "released": list of
+    parent keys}
     in the order things happened; a repeated call returns the first call's text with
     "replayed": true added.
   Effects, as BullMQ 6.7 removeUnprocessedChildren (removeJobWithChildren with

@@ -9,7 +9,8 @@
   ARGV[5] the hash tag every job key must carry (Redis Cluster), "" for no check
 
   Returns
-    {1, json}        done; json = [[jobKey, fromState, toState], ...], deepest jobs first
+    {1, json}        done; json = a list of {jobKey, fromState, toState} triples, deepest
+                     jobs first
     {1, json, 1}     a repeated call: the first one's answer, nothing changed again
     {-1, jobKey}     the root, or a child in a parent's :unsuccessful, has no hash (it was
                      removed: the parent could never complete, BullMQ would fail it with -9)
