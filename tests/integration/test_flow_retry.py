@@ -313,3 +313,33 @@ def test_pending_children_count_towards_max_jobs(flows, raw, prefix):
         root.job.retry_tree(max_jobs=5)  # the root and 5 children are 6 jobs to look at
     assert without_ops(snapshot(raw, prefix)) == before
     assert root.job.retry_tree(max_jobs=6) == []
+
+
+def test_sixteen_threads_retrying_the_same_tree_move_each_job_once(flows, connection, raw,
+                                                                   prefix):
+    root = flows.add(chain(5, ("a", "b")))
+    switch = Switch()
+    run_workers(connection, prefix, switch, lambda: state(connection, prefix, root) == "failed")
+    before = {q: len(events(raw, prefix, q)) for q in ("a", "b")}
+    barrier = threading.Barrier(16)
+    results: list[list[RetriedJob]] = []
+    lock = threading.Lock()
+
+    def retry() -> None:
+        job = Job.from_id(root.job.queue, root.job.id)
+        assert job is not None
+        barrier.wait()
+        moved = job.retry_tree()
+        with lock:
+            results.append(moved)
+
+    threads = [threading.Thread(target=retry) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(len(moved) for moved in results) == [0] * 15 + [5]
+    new = [e for q in ("a", "b") for e in events(raw, prefix, q)[before[q]:]]
+    assert len(new) == 5
+    leaf = root.children[0].children[0].children[0].children[0].job
+    assert raw.lrange(f"{prefix}:{leaf.queue.name}:wait", 0, -1) == [leaf.id]
