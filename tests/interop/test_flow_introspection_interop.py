@@ -81,6 +81,21 @@ def test_dependency_reads_match_node(node6, redis_url, prefix, by):
             "getFailedChildrenValues", prefix=prefix, queue="top", jobId="root") == expected
 
 
+def test_node5_reads_the_same_dependencies(node5, node6, redis_url, prefix):
+    build(node6, redis_url, prefix, "python")
+    with Queue("top", connection=redis_url, prefix=prefix) as top:
+        root = Job.from_id(top, "root")
+        assert root is not None
+        assert root.get_dependencies() == node5.call(
+            "getDependencies", prefix=prefix, queue="top", jobId="root")
+        assert root.get_ignored_children_failures() == node5.call(
+            "getIgnoredChildrenFailures", prefix=prefix, queue="top", jobId="root")
+    with FlowProducer(connection=redis_url, prefix=prefix) as producer:
+        opts = {"id": "root", "queueName": "top"}
+        assert shape(producer.get_flow(opts)) == shape(node5.call("getFlow", prefix=prefix,
+                                                                  opts=opts))
+
+
 def shape(node: Any) -> Any:
     """(id, name, children) of a Node getFlow reply or of our JobNode."""
     if isinstance(node, JobNode):
