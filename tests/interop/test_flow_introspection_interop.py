@@ -210,3 +210,24 @@ def test_node_workers_finish_a_flow_we_retried(node6, redis_url, raw, prefix, lo
     with Queue("a", connection=redis_url, prefix=prefix) as queue:
         root = Job.from_id(queue, "l0")
         assert root is not None and root.get_dependencies() == deps
+
+
+def test_failed_pages_past_the_first_differ_from_node_on_purpose(node6, redis_url, raw, prefix):
+    node6.call("addFlow", prefix=prefix, flow={
+        "name": "top", "queueName": "top", "opts": {"jobId": "root"},
+        "children": [{"name": "c", "queueName": "kids", "opts": {"jobId": f"c{i}"}}
+                     for i in range(4)]})
+    for i in range(4):  # as four failParentOnFailure children leave it
+        raw.zadd(f"{prefix}:top:root:unsuccessful", {f"{prefix}:kids:c{i}": i})
+    with Queue("top", connection=redis_url, prefix=prefix) as top:
+        root = Job.from_id(top, "root")
+        assert root is not None
+        first = {"failed": {"cursor": 0, "count": 2}}
+        assert root.get_dependencies(first) == node6.call(
+            "getDependencies", prefix=prefix, queue="top", jobId="root", opts=first)
+        second = {"failed": {"cursor": 2, "count": 2}}
+        theirs = node6.call("getDependencies", prefix=prefix, queue="top", jobId="root",
+                            opts=second)
+        assert theirs == {"failed": [], "nextFailedCursor": 4}  # Node: ZRANGE 2 1
+        assert root.get_dependencies(second) == {
+            "failed": [f"{prefix}:kids:c2", f"{prefix}:kids:c3"], "nextFailedCursor": 4}
