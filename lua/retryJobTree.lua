@@ -16,7 +16,8 @@
                      removed: the parent could never complete, BullMQ would fail it with -9)
     {-3, state}      the root is neither failed nor waiting for children
     {-101, visited}  the walk would look at more than ARGV[3] jobs
-    {-102, jobKey}   a job of the tree lives outside the root's hash tag (cluster)
+    {-102, jobKey}   a job of the tree, or the failed root's parent, lives outside the
+                     root's hash tag (cluster)
   Nothing is written unless the whole walk succeeds (the walk reads, then the writes run).
 
   The walk starts at the root (failed, or waiting-children: a flow stuck on a failed child)
@@ -94,6 +95,10 @@ local seen = {[rootKey] = true}
 local visited = 1             -- every job looked at, the root included (bounds the walk)
 if rootState == "failed" then
   failedJobs[rootKey] = true
+  local rootParent = redis.call("HGET", rootKey, "parentKey")
+  if rootParent and tag ~= "" and hashTag(rootParent) ~= tag then
+    return {-102, rootParent}
+  end
 end
 
 local function childrenOf(parentKey)

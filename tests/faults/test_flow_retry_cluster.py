@@ -83,3 +83,21 @@ def test_a_child_under_another_tag_is_refused_and_nothing_changes(cluster: Local
     assert refused.value.job_key == stranger
     assert {key: raw.dump(key) for key in keys} == before
     raw.close()
+
+
+def test_a_failed_root_whose_parent_has_another_tag_is_refused(cluster: LocalCluster) -> None:
+    tag = "{app" + uuid.uuid4().hex[:6] + "}"
+    raw = RedisCluster.from_url(cluster.seed_url, decode_responses=True)
+    with Connection(cluster.url) as conn, FlowProducer(connection=conn, prefix=tag) as flows:
+        root = flows.add({"name": "p", "queueName": "top", "children": [
+            {"name": "c", "queueName": "kids", "opts": {"failParentOnFailure": True}}]})
+        root_key = fail_by_hand(raw, tag, root)
+        raw.hset(root_key, "parentKey", "{other" + uuid.uuid4().hex[:6] + "}:top:1")
+        before = {key: raw.dump(key) for key in (root_key, f"{tag}:top:failed")}
+        with Queue("top", connection=conn, prefix=tag) as queue:
+            job = Job.from_id(queue, root.job.id)
+            assert job is not None
+            with pytest.raises(FlowSpansSlots):
+                job.retry_tree()
+    assert {key: raw.dump(key) for key in before} == before
+    raw.close()
