@@ -7,6 +7,8 @@ from .errors import (
     ClientClosed,
     ConfigurationError,
     DelayedError,  # worker steps
+    FlowSpansSlots,  # flow introspection and retry_tree
+    FlowTooLarge,  # flow introspection and retry_tree
     InvalidArgument,
     JobBelongsToJobScheduler,
     JobError,
@@ -36,6 +38,7 @@ from .events import QueueEvent, QueueEvents
 
 # -- flows (FlowProducer) --
 from .flow import FlowProducer, JobNode
+from .flow_retry import RetriedJob  # flow introspection and retry_tree
 from .job import Job
 from .keys import QueueKeys
 from .queue import Queue
@@ -85,6 +88,10 @@ __all__ = [
     # -- flows (FlowProducer) --
     "FlowProducer",
     "JobNode",
+    # -- flow introspection and retry_tree --
+    "FlowSpansSlots",
+    "FlowTooLarge",
+    "RetriedJob",
     # -- worker steps --
     "DelayedError",
     "RateLimitError",

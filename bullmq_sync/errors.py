@@ -10,6 +10,8 @@ The tree::
     │   └── PoolTimeout                      no pooled connection became free in time
     ├── ScriptFailed                         Redis refused a script in an unexpected way
     ├── QueueHasActiveJobs                   obliterate() without force on a queue with active jobs
+    ├── FlowTooLarge                         retry_tree() met more jobs than its max_jobs
+    ├── FlowSpansSlots (a ConfigurationError) retry_tree() on a cluster, a job in another slot
     └── JobError                             a BullMQ error code returned by a script
         ├── JobNotFound                 -1   the job hash does not exist
         ├── JobLockNotFound             -2   the job has no lock
@@ -93,6 +95,30 @@ class ScriptFailed(BullMQSyncError):
 
 class QueueHasActiveJobs(BullMQSyncError):
     """``obliterate()`` refused: the queue has active jobs (pass ``force=True``)."""
+
+
+# -- flow introspection and retry_tree (flow_introspection.py, flow_retry.py) ------------
+
+
+class FlowTooLarge(BullMQSyncError):
+    """``retry_tree()`` refused: the tree has more jobs to visit than ``max_jobs``."""
+
+    def __init__(self, message: str, *, job_id: str, max_jobs: int) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.max_jobs = max_jobs
+
+
+class FlowSpansSlots(ConfigurationError):
+    """``retry_tree()`` refused on Redis Cluster: a job of the tree has another hash tag."""
+
+    def __init__(self, message: str, *, job_id: str, job_key: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.job_key = job_key
+
+
+# -- end of flow introspection and retry_tree ---------------------------------------------
 
 
 class JobError(BullMQSyncError):

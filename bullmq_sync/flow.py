@@ -275,6 +275,30 @@ class FlowProducer:
                 f"{sorted(tags)}"
             )
 
+    # -- flow introspection (flow_introspection.py) --------------------------------------
+
+    def get_flow(self, opts: Mapping[str, Any] | None = None, **kwargs: Any) -> JobNode | None:
+        """The stored tree under a job (BullMQ's ``getFlow``); None if the job is missing.
+
+        ``opts`` is BullMQ's ``{"id", "queueName", "prefix", "depth", "maxChildren"}`` (also
+        as keywords ``id``, ``queue_name``, ``prefix``, ``depth``, ``max_children``); depth
+        10 and up to 20 children of each kind per parent by default. A child whose job no
+        longer exists is left out (Node puts ``undefined`` in its place).
+        """
+        from . import flow_introspection
+
+        if self._closed:
+            raise ClientClosed(f"{self!r} is closed")
+        if opts is not None and not isinstance(opts, Mapping):
+            raise InvalidArgument(f"getFlow options must be a dict, got {opts!r}")
+        merged = {**(opts or {}), **kwargs}
+        values = flow_introspection.flow_options(merged, self.prefix)
+        return flow_introspection.get_flow(self, values)
+
+    getFlow = get_flow
+
+    # -- end of flow introspection --------------------------------------------------------
+
 
 def _queues_options(opts: Mapping[str, Any] | None) -> Mapping[str, Any]:
     queues: Mapping[str, Any] = node_args.parse("FlowProducer.add", opts).get(

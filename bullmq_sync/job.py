@@ -526,6 +526,92 @@ class Job:
 
     # ---- end of manual processing --------------------------------------------------------
 
+    # -- flow introspection and retry_tree (flow_introspection.py, flow_retry.py) ---------
+
+    def get_dependencies(
+        self,
+        opts: Mapping[str, Any] | None = None,
+        *,
+        processed: Any = None,
+        unprocessed: Any = None,
+        ignored: Any = None,
+        failed: Any = None,
+    ) -> dict[str, Any]:
+        """Children keys of this parent, as BullMQ's ``getDependencies``.
+
+        Without options: ``{"processed": {key: value}, "unprocessed": [key], "failed": [key],
+        "ignored": {key: reason}}``. Asking for pages (``processed={"cursor": 0, "count": 20}``
+        or ``True`` for that default, or Node's ``{"processed": {...}, ...}`` dict) returns
+        only those, each with its ``next<Type>Cursor``.
+        """
+        from . import flow_introspection
+
+        merged: dict[str, Any] = dict(opts) if isinstance(opts, Mapping) else {}
+        if opts is not None and not isinstance(opts, Mapping):
+            raise InvalidArgument(f"getDependencies options must be a dict, got {opts!r}")
+        for name, value in (
+            ("processed", processed),
+            ("unprocessed", unprocessed),
+            ("ignored", ignored),
+            ("failed", failed),
+        ):
+            if value is not None:
+                merged[name] = value
+        pages = flow_introspection.dependency_pages(merged)
+        return flow_introspection.get_dependencies(self, pages)
+
+    def get_ignored_children_failures(self) -> dict[str, str]:
+        """Failure reasons of children whose failure this parent ignored, by child job key."""
+        from . import flow_introspection
+
+        return flow_introspection.get_ignored_children_failures(self)
+
+    def get_failed_children_values(self) -> dict[str, str]:
+        """BullMQ's deprecated name of ``get_ignored_children_failures`` (same result)."""
+        return self.get_ignored_children_failures()
+
+    def remove_unprocessed_children(self) -> int:
+        """Delete the children still pending (skipping locked and failed ones), with their own
+        pending children; returns how many jobs were removed (BullMQ returns nothing)."""
+        from . import flow_introspection
+
+        return flow_introspection.remove_unprocessed_children(self)
+
+    def retry_tree(
+        self,
+        opts: Mapping[str, Any] | None = None,
+        *,
+        reset_attempts_made: bool = False,
+        reset_attempts_started: bool = False,
+        max_jobs: int | None = None,
+    ) -> list[Any]:
+        """Retry this failed flow in one atomic call (beyond BullMQ); the jobs moved.
+
+        This job (failed, or waiting for children) and every failed descendant go back:
+        leaves to waiting/prioritized as ``retry`` does, parents to waiting-children with
+        their failed children pending again. ``opts`` takes ``{"resetAttemptsMade",
+        "resetAttemptsStarted", "maxJobs"}``. Raises ``FlowTooLarge`` past ``max_jobs``
+        (default 1000), ``FlowSpansSlots`` on a cluster when a job has another hash tag,
+        ``JobNotFound`` / ``JobNotInState``; nothing is changed then.
+        """
+        from . import flow_retry
+
+        values = flow_retry.retry_options(
+            opts,
+            reset_attempts_made=reset_attempts_made,
+            reset_attempts_started=reset_attempts_started,
+            max_jobs=flow_retry.DEFAULT_MAX_JOBS if max_jobs is None else max_jobs,
+        )
+        return flow_retry.retry_tree(self, values)
+
+    getDependencies = get_dependencies
+    getIgnoredChildrenFailures = get_ignored_children_failures
+    getFailedChildrenValues = get_failed_children_values
+    removeUnprocessedChildren = remove_unprocessed_children
+    retryTree = retry_tree
+
+    # -- end of flow introspection and retry_tree ---------------------------------------
+
 
 def retry_script_call(
     queue: Queue,

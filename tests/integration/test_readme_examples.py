@@ -108,3 +108,27 @@ def test_manual_processing_example(localhost):
     assert raw.zrange("bull:invoices:delayed", 0, -1) == ["2"]  # its backoff before attempt 2
     assert raw.hget("bull:invoices:2", "failedReason") == "no billing address"
     assert raw.hget("bull:invoices:2", "atm") == "1" and raw.llen("bull:invoices:active") == 0
+
+
+# -- flow introspection and retry_tree ---------------------------------------------------
+
+
+def test_flow_introspection_example(localhost):
+    ns = localhost(block("book.remove_unprocessed_children()"))
+    raw = localhost.raw
+    book = ns["book"]
+    assert set(ns["deps"]) == {"processed", "unprocessed", "failed", "ignored"}
+    assert list(ns["deps"]["processed"].values()) == [{"words": 100}]
+    assert list(ns["deps"]["ignored"].values()) == ["no such page"]
+    assert ns["page"]["nextUnprocessedCursor"] == 0 and len(ns["page"]["unprocessed"]) == 1
+    assert len(ns["node"].children) == 3
+    assert raw.lrange("bull:books:wait", 0, -1) == [book.id]
+    assert raw.llen("bull:appendix:wait") == 0
+
+
+def test_retry_tree_example(localhost):
+    ns = localhost(block("publish.retry_tree("))
+    assert [(m.queue_name, m.to_state) for m in ns["moved"]] == [
+        ("build", "waiting"), ("build", "waiting-children"), ("release", "waiting-children")]
+    assert localhost.raw.zscore("bull:release:completed", ns["publish"].id) is not None
+    assert localhost.raw.zcard("bull:build:completed") == 2

@@ -186,6 +186,19 @@ function jobNodeIds(node) {
   };
 }
 
+// flow introspection and retry_tree: the job a request names, or a JobNotFound error
+async function flowJobOf(req) {
+  const queue = queueOf(req);
+  const jobId = String(requireArg(req, 'jobId'));
+  const job = await bull.Job.fromId(queue, jobId);
+  if (!job) {
+    const err = new Error(`Job ${jobId} not found in ${queue.qualifiedName}`);
+    err.name = 'JobNotFound';
+    throw err;
+  }
+  return job;
+}
+
 async function isParentJob(job) {
   const counts = await job.getDependenciesCount();
   return Object.values(counts || {}).some(n => Number(n) > 0);
@@ -616,6 +629,33 @@ const ops = {
     return { ids: jobNodeIds(node) };
   },
   // ---- end of node-shaped arguments ---------------------------------------------
+
+  // ---- flow introspection and retry_tree (bullmq-sync flows task) --------------
+  async getDependencies(req) {
+    return (await flowJobOf(req)).getDependencies(req.opts || {});
+  },
+
+  async getIgnoredChildrenFailures(req) {
+    return (await flowJobOf(req)).getIgnoredChildrenFailures();
+  },
+
+  async getFailedChildrenValues(req) {
+    return (await flowJobOf(req)).getFailedChildrenValues();
+  },
+
+  async removeUnprocessedChildren(req) {
+    await (await flowJobOf(req)).removeUnprocessedChildren();
+    return null;
+  },
+
+  async getFlow(req) {
+    const tree = await getFlowProducer(req.prefix || 'bull').getFlow(requireArg(req, 'opts'));
+    const plain = node => (node
+      ? { job: jobJson(node.job), children: node.children ? node.children.map(plain) : null }
+      : null);
+    return plain(tree);
+  },
+  // ---- end of flow introspection and retry_tree ----------------------------------
 };
 
 

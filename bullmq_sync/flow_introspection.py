@@ -1,0 +1,257 @@
+"""A parent's view of its children, as BullMQ 6.7 gives it: ``get_dependencies``,
+``get_ignored_children_failures``, ``remove_unprocessed_children`` and ``FlowProducer.get_flow``.
+
+Reads are one pipelined round trip; ``remove_unprocessed_children`` is one script call
+(``lua/removeUnprocessedChildren.lua``), exactly once, logged per removed job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import log
+from .errors import InvalidArgument
+from .job import OUTCOME_TTL_MS, Job
+
+if TYPE_CHECKING:
+    from .flow import FlowProducer, JobNode
+
+DEPENDENCY_TYPES = ("processed", "unprocessed", "ignored", "failed")
+"""The four lists of a parent's children, in the order BullMQ fills its reply."""
+
+_PAGE_KEYS = frozenset({"cursor", "count"})
+_DEFAULT_PAGE = {"cursor": 0, "count": 20}
+_FLOW_KEYS = {
+    "id": "id",
+    "queueName": "queue_name",
+    "queue_name": "queue_name",
+    "prefix": "prefix",
+    "depth": "depth",
+    "maxChildren": "max_children",
+    "max_children": "max_children",
+}
+
+
+def _whole(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidArgument(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def dependency_pages(opts: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """Validate BullMQ's ``DependenciesOpts``: requested type -> (cursor, count)."""
+    if not isinstance(opts, Mapping):
+        raise InvalidArgument(f"getDependencies options must be a dict, got {opts!r}")
+    unknown = sorted(map(str, set(opts) - set(DEPENDENCY_TYPES)))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown getDependencies option(s) {unknown}; accepted: {list(DEPENDENCY_TYPES)}"
+        )
+    pages: dict[str, tuple[int, int]] = {}
+    for kind in DEPENDENCY_TYPES:
+        page = opts.get(kind)
+        if page is None or page is False:
+            continue
+        if page is True:
+            page = {}
+        if not isinstance(page, Mapping):
+            raise InvalidArgument(f"{kind} must be {{'cursor': int, 'count': int}}, got {page!r}")
+        bad = sorted(map(str, set(page) - _PAGE_KEYS))
+        if bad:
+            raise InvalidArgument(
+                f"unknown {kind} option(s) {bad}; accepted: ['count', 'cursor']"
+            )
+        merged = {**_DEFAULT_PAGE, **page}
+        pages[kind] = (
+            _whole(f"{kind}.cursor", merged["cursor"], 0),
+            _whole(f"{kind}.count", merged["count"], 1),
+        )
+    return pages
+
+
+def _json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _pairs(flat: Any) -> dict[str, str]:
+    if isinstance(flat, dict):
+        return flat
+    return dict(zip(flat[::2], flat[1::2], strict=False))
+
+
+def get_dependencies(job: Job, pages: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """BullMQ ``Job.getDependencies``: every child key (no pages), or the requested pages."""
+    keys = job.queue.keys
+    sub = {
+        "processed": keys.job_sub(job.id, "processed"),
+        "unprocessed": keys.job_sub(job.id, "dependencies"),
+        "ignored": keys.job_sub(job.id, "failed"),
+        "failed": keys.job_sub(job.id, "unsuccessful"),
+    }
+    connection = job.queue.connection
+    if not pages:
+        processed, unprocessed, ignored, failed = connection.pipeline(
+            [
+                ("HGETALL", sub["processed"]),
+                ("SMEMBERS", sub["unprocessed"]),
+                ("HGETALL", sub["ignored"]),
+                ("ZRANGE", sub["failed"], 0, -1),
+            ]
+        )
+        return {
+            "processed": {k: _json(v) for k, v in _pairs(processed or {}).items()},
+            "unprocessed": list(unprocessed or []),
+            "failed": list(failed or []),
+            "ignored": dict(_pairs(ignored or {})),
+        }
+
+    commands: list[tuple[Any, ...]] = []
+    for kind, (cursor, count) in pages.items():
+        if kind == "processed" or kind == "ignored":
+            commands.append(("HSCAN", sub[kind], cursor, "COUNT", count))
+        elif kind == "unprocessed":
+            commands.append(("SSCAN", sub[kind], cursor, "COUNT", count))
+        else:
+            # the window [cursor, cursor + count - 1]: the next page starts at the cursor
+            # BullMQ returns (BullMQ 6.7 itself ends every page at count - 1)
+            commands.append(("ZRANGE", sub[kind], cursor, cursor + count - 1))
+    replies = dict(zip(pages, connection.pipeline(commands), strict=True))
+    result: dict[str, Any] = {}
+    if "processed" in replies:
+        cursor, flat = replies["processed"]
+        result["processed"] = {k: _json(v) for k, v in _pairs(flat).items()}
+        result["nextProcessedCursor"] = int(cursor)
+    if "ignored" in replies:
+        cursor, flat = replies["ignored"]
+        result["ignored"] = dict(_pairs(flat))
+        result["nextIgnoredCursor"] = int(cursor)
+    if "failed" in replies:
+        cursor, count = pages["failed"]
+        result["failed"] = list(replies["failed"])
+        result["nextFailedCursor"] = cursor + count
+    if "unprocessed" in replies:
+        cursor, members = replies["unprocessed"]
+        result["unprocessed"] = list(members)
+        result["nextUnprocessedCursor"] = int(cursor)
+    return result
+
+
+def get_ignored_children_failures(job: Job) -> dict[str, str]:
+    """Failure reasons of children whose failure the parent ignored, by child job key."""
+    raw = job.queue.connection.execute("HGETALL", job.queue.keys.job_sub(job.id, "failed"))
+    return dict(_pairs(raw or {}))
+
+
+def parse_node_key(key: str) -> tuple[str, str, str]:
+    """``"bull:q:42"`` -> (prefix, queue name, id), as BullMQ splits a child key."""
+    head, sep, job_id = key.rpartition(":")
+    prefix, sep2, queue_name = head.rpartition(":")
+    if not sep or not sep2:
+        parts = [*key.split(":"), "", "", ""][:3]
+        return parts[0], parts[1], parts[2]
+    return prefix, queue_name, job_id
+
+
+def _queue_of(job_key: str) -> tuple[str, str]:
+    _, queue_name, job_id = parse_node_key(job_key)
+    return queue_name, job_id
+
+
+def remove_unprocessed_children(job: Job) -> int:
+    """Delete the children still pending (not locked, not failed); how many jobs went."""
+    queue = job.queue
+    reply = queue.connection.run_script(
+        "removeUnprocessedChildren",
+        (queue.keys.job(job.id), queue.keys.op(queue.next_token())),
+        (OUTCOME_TTL_MS,),
+    )
+    outcome = json.loads(reply)
+    removed = outcome.get("removed") or []
+    released = outcome.get("released") or []
+    replayed = bool(outcome.get("replayed"))
+    if log.enabled():
+        for job_key, prev in removed:
+            queue_name, job_id = _queue_of(job_key)
+            log.transition(
+                "job.removed",
+                queue=queue_name,
+                job_id=job_id,
+                from_state=prev,
+                to_state=None,
+                parent=job.key,
+                replayed=replayed,
+            )
+        for parent_key in released:
+            queue_name, job_id = _queue_of(parent_key)
+            log.transition(
+                "job.waiting",
+                queue=queue_name,
+                job_id=job_id,
+                from_state="waiting-children",
+                to_state="waiting",
+                replayed=replayed,
+            )
+    return len(removed)
+
+
+def flow_options(opts: Mapping[str, Any], default_prefix: str) -> dict[str, Any]:
+    """Validate BullMQ's ``NodeOpts`` for ``getFlow`` (depth 10, maxChildren 20 by default)."""
+    if not isinstance(opts, Mapping):
+        raise InvalidArgument(f"getFlow options must be a dict, got {opts!r}")
+    unknown = sorted(map(str, set(opts) - set(_FLOW_KEYS)))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown getFlow option(s) {unknown}; accepted: "
+            "['depth', 'id', 'maxChildren', 'prefix', 'queueName']"
+        )
+    values: dict[str, Any] = {"depth": 10, "max_children": 20, "prefix": default_prefix}
+    for key, value in opts.items():
+        if value is not None:
+            values[_FLOW_KEYS[key]] = value
+    if "id" not in values or "queue_name" not in values:
+        raise InvalidArgument("getFlow needs 'id' and 'queueName'")
+    from .keys import QueueKeys, validate_job_id
+
+    values["id"] = validate_job_id(values["id"])
+    QueueKeys(values["queue_name"], values["prefix"])  # validates name and prefix
+    _whole("depth", values["depth"], 1)
+    _whole("maxChildren", values["max_children"], 1)
+    return values
+
+
+def get_flow(producer: FlowProducer, values: dict[str, Any]) -> JobNode | None:
+    """The stored tree under one job, ``depth`` levels deep, up to ``max_children`` of each
+    kind per parent (BullMQ ``FlowProducer.getFlow``); None when the job does not exist."""
+    return _node(
+        producer, values["prefix"], values["queue_name"], values["id"],
+        values["depth"], values["max_children"],
+    )
+
+
+def _node(
+    producer: FlowProducer, prefix: str, queue_name: str, job_id: str, depth: int, most: int
+) -> JobNode | None:
+    from .flow import JobNode
+
+    queue = producer._queue(queue_name, prefix)
+    job = Job.from_id(queue, job_id)
+    if job is None:
+        return None
+    page = (0, most)
+    deps = get_dependencies(job, dict.fromkeys(DEPENDENCY_TYPES, page))
+    child_keys = [
+        *deps["processed"], *deps["unprocessed"], *deps["failed"], *deps["ignored"]
+    ]
+    node = JobNode(job)
+    if child_keys and depth - 1 > 0:
+        for key in child_keys:
+            child_prefix, child_queue, child_id = parse_node_key(key)
+            child = _node(producer, child_prefix, child_queue, child_id, depth - 1, most)
+            if child is not None:
+                node.children.append(child)
+    return node
