@@ -408,6 +408,26 @@ class Job:
             state = None
         return display.job_html(self, state)
 
+    # -- waiting for this job's outcome (waiting.py; BullMQ's waitUntilFinished) ----------
+
+    def wait_until_finished(self, queue_events: Any, timeout: float | None = None) -> Any:
+        """Block until this job completes (its return value) or fails (raises ``JobFailed``).
+
+        ``queue_events`` is a ``QueueEvents`` of this job's queue, shared by any number of
+        threads; ``timeout`` in seconds (None: forever) raises ``JobWaitTimeout``.
+        """
+        from . import waiting
+
+        return waiting.wait_until_finished(self, queue_events, timeout)
+
+    def waitUntilFinished(self, queueEvents: Any, ttl: int | None = None) -> Any:  # noqa: N802, N803
+        """BullMQ's shape: ``ttl`` in milliseconds (0 or None: no timeout)."""
+        from . import waiting
+
+        return waiting.wait_until_finished_node(self, queueEvents, ttl)
+
+    # -- end of waiting for this job's outcome --------------------------------------------
+
 
 def retry_script_call(
     queue: Queue,

@@ -1,0 +1,73 @@
+"""Which workers serve a queue, read from Redis' ``CLIENT LIST`` as BullMQ reads it.
+
+BullMQ names each worker's blocking connection (``CLIENT SETNAME``)
+``<prefix>:<base64(queue name)>``, or ``<prefix>:<base64(queue name)>:w:<worker name>`` for a
+named worker, and a ``QueueEvents`` connection ``<prefix>:<base64(queue name)>:qe``. A
+queue's other connections stay unnamed. Our Worker names its one blocking socket the same
+way, so Node's ``queue.getWorkers()`` and dashboards list Python workers, and
+``get_workers()`` here lists Node's.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING
+
+from .errors import BullMQSyncError
+
+if TYPE_CHECKING:
+    from .keys import QueueKeys
+    from .queue import Queue
+
+QUEUE_EVENTS_SUFFIX = ":qe"
+WORKER_NAME_SEPARATOR = ":w:"
+NO_CLIENT_LIST = "GCP does not support client list"
+"""BullMQ's single placeholder entry when the server refuses ``CLIENT`` commands."""
+
+
+def client_name(keys: QueueKeys, suffix: str = "") -> str:
+    """``<prefix>:<base64(queue name)><suffix>``, BullMQ's connection name for a queue."""
+    encoded = base64.b64encode(keys.name.encode("utf-8")).decode("ascii")
+    return f"{keys.prefix}:{encoded}{suffix}"
+
+
+def worker_client_name(keys: QueueKeys, worker_name: str | None = None) -> str:
+    """The name of a worker's blocking connection (``:w:<name>`` for a named worker)."""
+    return client_name(keys, f"{WORKER_NAME_SEPARATOR}{worker_name}" if worker_name else "")
+
+
+def parse_client_list(text: str, queue_name: str, base: str) -> list[dict[str, str]]:
+    """Entries of one ``CLIENT LIST`` reply whose name marks a worker of the queue ``base``
+    names; each a dict of its ``key=value`` fields, ``name`` the queue's name and ``rawname``
+    the connection's."""
+    workers: list[dict[str, str]] = []
+    prefix = base + WORKER_NAME_SEPARATOR
+    for line in text.splitlines():
+        fields: dict[str, str] = {}
+        for pair in line.split(" "):
+            key, _, value = pair.partition("=")
+            fields[key] = value
+        name = fields.get("name")
+        if name and (name == base or name.startswith(prefix)):
+            fields["name"] = queue_name
+            fields["rawname"] = name
+            workers.append(fields)
+    return workers
+
+
+def get_workers(queue: Queue) -> list[dict[str, str]]:
+    """BullMQ's ``getWorkers``: one dict per worker connection (on a cluster: the node with
+    the most)."""
+    try:
+        replies = queue.connection.client_lists()
+    except BullMQSyncError as exc:
+        if "unknown command" in str(exc).lower() and "client" in str(exc).lower():
+            return [{"name": NO_CLIENT_LIST}]
+        raise
+    base = client_name(queue.keys)
+    best: list[dict[str, str]] = []
+    for reply in replies:
+        found = parse_client_list(reply, queue.name, base)
+        if len(found) >= len(best):  # ties go to the later node, as in BullMQ
+            best = found
+    return best
