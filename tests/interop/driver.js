@@ -118,6 +118,8 @@ const flowProducers = new Map(); // prefix -> FlowProducer
 const listeners = new Map(); // "prefix\0queue" -> events listener state
 const workers = new Set(); // Workers currently used by a `process` op
 let rawClient = null; // plain ioredis client, created lazily
+const extraWorkers = new Map(); // handle -> long-running Worker (startWorker/stopWorker)
+const readyFlags = new Set(); // waitUntilFinished handles whose listener is subscribed
 
 const cacheKey = (prefix, queue) => `${prefix}\u0000${queue}`;
 
@@ -546,6 +548,72 @@ const ops = {
     return null;
   },
   // ---- end of worker steps -----------------------------------------------------
+
+  // ---- waiting for results, workers, counts and metrics (bullmq-sync api extras) --
+  async queueMethod(req) {
+    const allowed = new Set([
+      'getWaitingCount', 'getActiveCount', 'getDelayedCount', 'getCompletedCount',
+      'getFailedCount', 'getPrioritizedCount', 'getWaitingChildrenCount',
+      'getCountsPerPriority', 'trimEvents', 'getWorkers', 'getWorkersCount',
+      'exportPrometheusMetrics', 'getQueueEvents',
+    ]);
+    const method = String(requireArg(req, 'method'));
+    if (!allowed.has(method)) throw new Error(`queueMethod: ${method} is not allowed`);
+    const queue = queueOf(req);
+    const result = await queue[method](...(req.args || []));
+    return result === undefined ? null : result;
+  },
+
+  async startWorker(req) {
+    const handle = String(requireArg(req, 'handle'));
+    const opts = Object.assign({}, req.workerOpts || {}, {
+      connection: connection(), prefix: req.prefix || 'bull', autorun: false,
+    });
+    const worker = new bull.Worker(String(requireArg(req, 'queue')), dataDrivenProcessor, opts);
+    worker.on('error', reportError(`worker ${handle}`));
+    extraWorkers.set(handle, worker);
+    workers.add(worker);
+    worker.run().catch(reportError(`worker ${handle} run`));
+    await worker.waitUntilReady();
+    // The blocking connection is named once connected: wait for its first fetch.
+    await sleep(200);
+    return null;
+  },
+
+  async stopWorker(req) {
+    const handle = String(requireArg(req, 'handle'));
+    const worker = extraWorkers.get(handle);
+    if (!worker) return null;
+    extraWorkers.delete(handle);
+    await worker.close(true);
+    workers.delete(worker);
+    return null;
+  },
+
+  async waitUntilFinished(req) {
+    const prefix = req.prefix || 'bull';
+    const name = String(requireArg(req, 'queue'));
+    const queue = queueOf(req);
+    const events = new bull.QueueEvents(name, { connection: connection(), prefix });
+    try {
+      await events.waitUntilReady();
+      const job = await bull.Job.fromId(queue, String(requireArg(req, 'jobId')));
+      if (!job) throw new Error('no such job');
+      if (req.readyHandle) readyFlags.add(String(req.readyHandle));
+      try {
+        return { returnvalue: (await job.waitUntilFinished(events, req.ttl)) ?? null };
+      } catch (err) {
+        return { error: err.message };
+      }
+    } finally {
+      await events.close();
+    }
+  },
+
+  async isReady(req) {
+    return readyFlags.has(String(requireArg(req, 'handle')));
+  },
+  // ---- end of waiting for results, workers, counts and metrics -------------------
 };
 
 // --------------------------------------------------------------------------
