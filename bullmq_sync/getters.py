@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InvalidArgument
 from .job import Job
 from .keys import validate_job_id
+from .options import PRIORITY_LIMIT as MAX_PRIORITY
 from .states import JobState
 
 if TYPE_CHECKING:
@@ -173,8 +174,6 @@ def refresh(job: Job) -> bool:
 
 # -- per-state counts, counts per priority, trimming events (BullMQ's queue-getters) -------
 
-MAX_PRIORITY = 2**21
-"""BullMQ's highest job priority."""
 
 
 def get_delayed_count(queue: Queue, timestamp: int | None = None) -> int:
