@@ -36,7 +36,8 @@ def test_counts_per_priority(queue: Any) -> None:
     for priority in (1, 1, 2, 2**21 - 1):
         queue.add("p", {}, {"priority": priority})
     queue.add("w", {})
-    assert queue.get_counts_per_priority([2**21 - 1, 1, 0, 1, 9]) == {2**21 - 1: 1, 1: 2, 0: 1, 9: 0}
+    top = 2**21 - 1
+    assert queue.get_counts_per_priority([top, 1, 0, 1, 9]) == {top: 1, 1: 2, 0: 1, 9: 0}
     assert queue.getCountsPerPriority([2]) == {"2": 1}
     assert queue.get_counts_per_priority([]) == {}
 
