@@ -428,6 +428,24 @@ class Job:
 
     # -- end of waiting for this job's outcome --------------------------------------------
 
+    # -- OpenTelemetry continuation (telemetry.py; the [otel] extra) ------------------------
+
+    def telemetry_context(self, context: Any = None) -> Any:
+        """The OpenTelemetry Context of the producer's span stored with this job, for
+        ``tracer.start_as_current_span(name, context=job.telemetry_context())``."""
+        from . import telemetry
+
+        return telemetry.extract(self, context)
+
+    @property
+    def telemetry_metadata(self) -> str | None:
+        """The trace carrier stored with this job (BullMQ's ``telemetry.metadata``), or None."""
+        from . import telemetry
+
+        return telemetry.metadata_of(self)
+
+    # -- end of OpenTelemetry continuation ------------------------------------------------
+
 
 def retry_script_call(
     queue: Queue,
