@@ -321,6 +321,41 @@ async function collectEvents(prefix, name, waitFor, timeoutMs) {
   return state.events.splice(0, state.events.length);
 }
 
+// ---- telemetry (bullmq-otel) for the api extras tests -----------------------------
+let OTEL = null;
+function otel() {
+  if (!OTEL) {
+    const dir = require('path').join(__dirname, 'otel', 'node_modules');
+    const load = name => require(require('path').join(dir, name));
+    const api = load('@opentelemetry/api');
+    const sdk = load('@opentelemetry/sdk-trace-base');
+    const { AsyncLocalStorageContextManager } = load('@opentelemetry/context-async-hooks');
+    const { W3CTraceContextPropagator } = load('@opentelemetry/core');
+    const { BullMQOtel } = load('bullmq-otel');
+    const exporter = new sdk.InMemorySpanExporter();
+    const provider = new sdk.BasicTracerProvider({ spanProcessors: [new sdk.SimpleSpanProcessor(exporter)] });
+    api.trace.setGlobalTracerProvider(provider);
+    api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    api.propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    OTEL = { api, exporter, telemetry: new BullMQOtel({ tracerName: 'interop' }) };
+  }
+  return OTEL;
+}
+
+const telemetryQueues = new Map();
+function telemetryQueue(prefix, name, telemetry) {
+  const key = cacheKey(prefix, name);
+  let queue = telemetryQueues.get(key);
+  if (!queue) {
+    queue = new bull.Queue(name, { connection: connection(), prefix, telemetry });
+    queue.on('error', reportError(`telemetry queue ${prefix}:${name}`));
+    telemetryQueues.set(key, queue);
+    queues.set(`${key}\u0000otel`, queue); // closed with the others
+  }
+  return queue;
+}
+// ---- end of telemetry (bullmq-otel) ------------------------------------------------
+
 // --------------------------------------------------------------------------
 // Worker-based processing
 // --------------------------------------------------------------------------
@@ -612,6 +647,42 @@ const ops = {
 
   async isReady(req) {
     return readyFlags.has(String(requireArg(req, 'handle')));
+  },
+
+  // Telemetry with bullmq-otel (tests/interop/otel, installed by its own `npm ci`): a Node
+  // Queue/Worker configured as BullMQ documents it, spans kept in memory for the test.
+  async otelAdd(req) {
+    const { telemetry, api } = otel();
+    const queue = telemetryQueue(req.prefix || 'bull', String(requireArg(req, 'queue')), telemetry);
+    const tracer = api.trace.getTracer('interop');
+    return tracer.startActiveSpan('node request', async span => {
+      try {
+        const job = await queue.add(requireArg(req, 'name'), req.data || {}, req.opts || {});
+        return { id: job.id, traceId: span.spanContext().traceId, spanId: span.spanContext().spanId };
+      } finally {
+        span.end();
+      }
+    });
+  },
+
+  async otelProcess(req) {
+    const { telemetry } = otel();
+    return runWorker(Object.assign({}, req, {
+      workerOpts: Object.assign({}, req.workerOpts || {}, { telemetry }),
+    }));
+  },
+
+  async otelSpans() {
+    const { exporter } = otel();
+    const spans = exporter.getFinishedSpans().map(span => ({
+      name: span.name,
+      kind: span.kind,
+      traceId: span.spanContext().traceId,
+      spanId: span.spanContext().spanId,
+      parentSpanId: span.parentSpanContext ? span.parentSpanContext.spanId : (span.parentSpanId || null),
+    }));
+    exporter.reset();
+    return spans;
   },
   // ---- end of waiting for results, workers, counts and metrics -------------------
 };
