@@ -175,7 +175,6 @@ def refresh(job: Job) -> bool:
 # -- per-state counts, counts per priority, trimming events (BullMQ's queue-getters) -------
 
 
-
 def get_delayed_count(queue: Queue, timestamp: int | None = None) -> int:
     """Delayed jobs; with ``timestamp`` (ms) only those due strictly before it."""
     if timestamp is None:

@@ -65,6 +65,11 @@ def _check(job: Job, queue_events: Any) -> None:
         )
     if queue_events.closed:
         raise ClientClosed(f"{queue_events!r} is closed")
+    if not queue_events.running and queue_events._read_lock.locked():
+        raise InvalidArgument(
+            f"{queue_events!r} is being read with iter(); wait_until_finished needs its "
+            "callback thread (use another QueueEvents, or start() instead of iter())"
+        )
 
 
 def wait_until_finished(job: Job, queue_events: QueueEvents, timeout: float | None) -> Any:
@@ -124,9 +129,7 @@ def wait_until_finished(job: Job, queue_events: QueueEvents, timeout: float | No
         queue_events.off(failed_name, on_failed)
     status, value = outcome[0]
     if status == FAILED:
-        raise JobFailed(
-            "" if value is None else str(value), queue=job.queue.name, job_id=job.id
-        )
+        raise JobFailed("" if value is None else str(value), queue=job.queue.name, job_id=job.id)
     return value
 
 

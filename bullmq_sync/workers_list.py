@@ -11,6 +11,7 @@ way, so Node's ``queue.getWorkers()`` and dashboards list Python workers, and
 from __future__ import annotations
 
 import base64
+import re
 from typing import TYPE_CHECKING
 
 from .errors import BullMQSyncError
@@ -23,6 +24,8 @@ QUEUE_EVENTS_SUFFIX = ":qe"
 WORKER_NAME_SEPARATOR = ":w:"
 NO_CLIENT_LIST = "GCP does not support client list"
 """BullMQ's single placeholder entry when the server refuses ``CLIENT`` commands."""
+_CLIENT_REFUSED = re.compile(r"unknown command ['`]\s*client\s*['`]", re.IGNORECASE)
+"""Redis' refusal of ``CLIENT`` (renamed or disabled), whichever case the command was sent in."""
 
 
 def client_name(keys: QueueKeys, suffix: str = "") -> str:
@@ -61,7 +64,7 @@ def get_workers(queue: Queue) -> list[dict[str, str]]:
     try:
         replies = queue.connection.client_lists()
     except BullMQSyncError as exc:
-        if "unknown command" in str(exc).lower() and "client" in str(exc).lower():
+        if _CLIENT_REFUSED.search(str(exc)):
             return [{"name": NO_CLIENT_LIST}]
         raise
     base = client_name(queue.keys)

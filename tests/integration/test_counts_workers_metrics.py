@@ -132,3 +132,12 @@ def test_javascript_spelling_of_label_values() -> None:
         "true", "null", "2", "1.5", "7", "x", "1,",
     ]
     assert escape_label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+
+
+def test_a_server_refusing_client_commands_answers_as_bullmq_does(local_redis: Any) -> None:
+    """Managed services that disable CLIENT (BullMQ names GCP): one placeholder entry."""
+    local_redis.kill()
+    local_redis.extra = ["--rename-command", "CLIENT", '""']
+    local_redis.start()
+    with Queue("q", connection=local_redis.url) as queue:
+        assert queue.get_workers() == [{"name": "GCP does not support client list"}]

@@ -150,3 +150,40 @@ def test_bad_input_is_refused_before_anything_is_sent(
             job.waitUntilFinished(events, -5)
         assert not events.running  # nothing started, nothing subscribed
         assert {key: raw.type(key) for key in raw.keys(f"{prefix}:*")} == before
+
+
+def test_a_failed_attempt_that_will_be_retried_is_not_the_outcome(
+    redis_url: str, prefix: str
+) -> None:
+    def flaky(job: Job) -> str:
+        if job.attempts_made == 0:
+            raise RuntimeError("first try fails")
+        return "second try"
+
+    with Queue("q", connection=redis_url, prefix=prefix) as queue, QueueEvents(
+        "q", connection=redis_url, prefix=prefix
+    ) as events:
+        job = queue.add("x", {}, {"attempts": 2})
+        with Worker("q", flaky, connection=redis_url, prefix=prefix):
+            assert job.wait_until_finished(events, timeout=10) == "second try"
+
+
+def test_a_queue_events_being_iterated_is_refused(redis_url: str, prefix: str) -> None:
+    with Queue("q", connection=redis_url, prefix=prefix) as queue, QueueEvents(
+        "q", connection=redis_url, prefix=prefix, block_ms=100
+    ) as events:
+        job = queue.add("x", {"n": 1})
+        reading = threading.Event()
+
+        def read() -> None:
+            for _ in events.iter(block=True, timeout=2):
+                reading.set()
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        deadline = time.monotonic() + 2
+        while not events._read_lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(InvalidArgument, match="iter"):
+            job.wait_until_finished(events, timeout=1)
+        thread.join(5)
