@@ -27,13 +27,23 @@ _CLOSED_CHECK_SECONDS = 1.0
 
 NOT_FINISHED, COMPLETED, FAILED, MISSING = 0, 1, 2, -1
 
+REMOVED_JOB_SEARCH = 1000
+"""How many of the newest events are searched for the outcome of a job already removed."""
+
 
 def finished_state(job: Job) -> tuple[int, Any]:
     """``(COMPLETED, return value)``, ``(FAILED, failedReason)``, ``(NOT_FINISHED, None)``
-    or ``(MISSING, None)``, read atomically (BullMQ's ``isFinished``)."""
+    or ``(MISSING, None)``, read atomically (BullMQ's ``isFinished``).
+
+    Unlike BullMQ, a job removed as it finished (``removeOnComplete``) is answered from its
+    ``completed``/``failed`` event when that is among the newest events, instead of failing
+    with "Missing key": the usual request/reply race with a fast worker.
+    """
     keys = job.queue.keys
     reply = job.queue.connection.run_script(
-        "jobFinishedState", (keys.completed, keys.failed, keys.job(job.id)), (job.id,)
+        "jobFinishedState",
+        (keys.completed, keys.failed, keys.job(job.id), keys.events),
+        (job.id, REMOVED_JOB_SEARCH),
     )
     status = int(reply[0])
     value = reply[1] if len(reply) > 1 else None

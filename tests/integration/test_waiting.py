@@ -187,3 +187,22 @@ def test_a_queue_events_being_iterated_is_refused(redis_url: str, prefix: str) -
         with pytest.raises(InvalidArgument, match="iter"):
             job.wait_until_finished(events, timeout=1)
         thread.join(5)
+
+
+def test_a_job_removed_as_it_finished_is_answered_from_its_event(
+    redis_url: str, prefix: str
+) -> None:
+    """removeOnComplete with a fast worker: the hash is gone before the caller looks (Node
+    rejects with "Missing key for job" here); the completed/failed event still answers."""
+    with Queue("q", connection=redis_url, prefix=prefix) as queue:
+        done = queue.add("x", {"n": 5}, {"removeOnComplete": True})
+        failed = queue.add("x", {"fail": "gone too"}, {"removeOnFail": True})
+        with Worker("q", processor, connection=redis_url, prefix=prefix):
+            deadline = time.monotonic() + 10
+            while queue.get_job(done.id) or queue.get_job(failed.id):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        with QueueEvents("q", connection=redis_url, prefix=prefix) as events:
+            assert done.wait_until_finished(events, timeout=5) == {"double": 10}
+            with pytest.raises(JobFailed, match="gone too"):
+                failed.wait_until_finished(events, timeout=5)
