@@ -26,7 +26,7 @@ from .errors import (
 )
 from .keys import QueueKeys
 from .queue import ConnectionLike
-from .workers_list import QUEUE_EVENTS_SUFFIX, client_name
+from .workers_list import queue_events_client_name
 
 EventCallback = Callable[["QueueEvent"], object]
 ErrorCallback = Callable[[BaseException], object]
@@ -262,7 +262,7 @@ class QueueEvents:
                 self._reader = self.connection.blocking_reader(
                     self.keys.events,
                     socket_timeout=(block_ms or 0) / 1000 + self.connection.retry_budget,
-                    client_name=client_name(self.keys, QUEUE_EVENTS_SUFFIX),
+                    client_name=queue_events_client_name(self.keys),
                 )
             reader = self._reader
         args: list[Any] = ["XREAD", "COUNT", _READ_COUNT]

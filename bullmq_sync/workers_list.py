@@ -11,9 +11,11 @@ way, so Node's ``queue.getWorkers()`` and dashboards list Python workers, and
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from typing import TYPE_CHECKING
 
+from . import log
 from .errors import BullMQSyncError
 
 if TYPE_CHECKING:
@@ -34,9 +36,25 @@ def client_name(keys: QueueKeys, suffix: str = "") -> str:
     return f"{keys.prefix}:{encoded}{suffix}"
 
 
-def worker_client_name(keys: QueueKeys, worker_name: str | None = None) -> str:
-    """The name of a worker's blocking connection (``:w:<name>`` for a named worker)."""
-    return client_name(keys, f"{WORKER_NAME_SEPARATOR}{worker_name}" if worker_name else "")
+def worker_client_name(keys: QueueKeys, worker_name: str | None = None) -> str | None:
+    """The name of a worker's blocking connection (``:w:<name>`` for a named worker); None
+    when Redis would refuse it (spaces or other characters outside ``!``..``~`` in the
+    prefix or the worker's name): the connection then stays unnamed rather than failing."""
+    return _settable(
+        client_name(keys, f"{WORKER_NAME_SEPARATOR}{worker_name}" if worker_name else "")
+    )
+
+
+def queue_events_client_name(keys: QueueKeys) -> str | None:
+    """The name of a QueueEvents connection (``:qe``), None when Redis would refuse it."""
+    return _settable(client_name(keys, QUEUE_EVENTS_SUFFIX))
+
+
+def _settable(name: str) -> str | None:
+    if all("!" <= char <= "~" for char in name):
+        return name
+    log.event("connection.unnamed", level=logging.WARNING, client_name=name)
+    return None
 
 
 def parse_client_list(text: str, queue_name: str, base: str) -> list[dict[str, str]]:

@@ -141,3 +141,22 @@ def test_a_server_refusing_client_commands_answers_as_bullmq_does(local_redis: A
     local_redis.start()
     with Queue("q", connection=local_redis.url) as queue:
         assert queue.get_workers() == [{"name": "GCP does not support client list"}]
+
+
+def test_a_name_redis_would_refuse_leaves_the_connection_unnamed(
+    redis_url: str, prefix: str
+) -> None:
+    """Redis refuses client names with spaces; the worker must still work (unnamed)."""
+    with Queue("q", connection=redis_url, prefix=prefix) as queue, QueueEvents(
+        "q", connection=redis_url, prefix=prefix
+    ) as events:
+        worker = Worker("q", lambda job: "ok", connection=redis_url, prefix=prefix,
+                        name="has space")
+        errors: list[BaseException] = []
+        worker.on("error", errors.append)
+        with worker:
+            time.sleep(0.3)  # idle: the worker now waits on its blocking connection
+            job = queue.add("x", {"n": 1})
+            assert job.wait_until_finished(events, timeout=10) == "ok"
+            assert queue.get_workers() == []
+        assert errors == []
