@@ -179,6 +179,9 @@ def get_delayed_count(queue: Queue, timestamp: int | None = None) -> int:
     """Delayed jobs; with ``timestamp`` (ms) only those due strictly before it."""
     if timestamp is None:
         return get_job_count_by_types(queue, "delayed")
+    value: object = timestamp
+    if isinstance(value, float) and value.is_integer():
+        timestamp = int(value)  # a whole float is a safe integer to Node too
     if isinstance(timestamp, bool) or not isinstance(timestamp, int) or abs(timestamp) > 2**53 - 1:
         raise InvalidArgument("timestamp must be a safe integer in milliseconds")
     # A delayed score is due_ms * 4096 plus a 12-bit tie-breaker: every member below the

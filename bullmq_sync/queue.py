@@ -441,6 +441,12 @@ class Queue:
         """How many worker connections serve this queue."""
         return len(self.get_workers())
 
+    def get_queue_events(self) -> list[dict[str, str]]:
+        """QueueEvents connections reading this queue (BullMQ's deprecated getQueueEvents)."""
+        from . import workers_list
+
+        return workers_list.get_queue_events(self)
+
     def export_prometheus_metrics(self, global_variables: Mapping[str, Any] | None = None) -> str:
         """Counts per state and completed/failed totals in Prometheus' text format (as Node's).
 
@@ -461,6 +467,7 @@ class Queue:
     trimEvents = trim_events
     getWorkers = get_workers
     getWorkersCount = get_workers_count
+    getQueueEvents = get_queue_events
     exportPrometheusMetrics = export_prometheus_metrics
     # -- end of counts, workers, events trimming and metrics export ------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import log
@@ -57,19 +58,19 @@ def _settable(name: str) -> str | None:
     return None
 
 
-def parse_client_list(text: str, queue_name: str, base: str) -> list[dict[str, str]]:
-    """Entries of one ``CLIENT LIST`` reply whose name marks a worker of the queue ``base``
-    names; each a dict of its ``key=value`` fields, ``name`` the queue's name and ``rawname``
-    the connection's."""
+def parse_client_list(
+    text: str, queue_name: str, matches: Callable[[str], bool]
+) -> list[dict[str, str]]:
+    """Entries of one ``CLIENT LIST`` reply whose name ``matches``; each a dict of its
+    ``key=value`` fields, ``name`` the queue's name and ``rawname`` the connection's."""
     workers: list[dict[str, str]] = []
-    prefix = base + WORKER_NAME_SEPARATOR
     for line in text.splitlines():
         fields: dict[str, str] = {}
         for pair in line.split(" "):
             key, _, value = pair.partition("=")
             fields[key] = value
         name = fields.get("name")
-        if name and (name == base or name.startswith(prefix)):
+        if name and matches(name):
             fields["name"] = queue_name
             fields["rawname"] = name
             workers.append(fields)
@@ -79,16 +80,27 @@ def parse_client_list(text: str, queue_name: str, base: str) -> list[dict[str, s
 def get_workers(queue: Queue) -> list[dict[str, str]]:
     """BullMQ's ``getWorkers``: one dict per worker connection (on a cluster: the node with
     the most)."""
+    base = client_name(queue.keys)
+    prefix = base + WORKER_NAME_SEPARATOR
+    return _clients(queue, lambda name: name == base or name.startswith(prefix))
+
+
+def get_queue_events(queue: Queue) -> list[dict[str, str]]:
+    """BullMQ's (deprecated) ``getQueueEvents``: the QueueEvents connections of the queue."""
+    name = client_name(queue.keys, QUEUE_EVENTS_SUFFIX)
+    return _clients(queue, lambda raw: raw == name)
+
+
+def _clients(queue: Queue, matches: Callable[[str], bool]) -> list[dict[str, str]]:
     try:
         replies = queue.connection.client_lists()
     except BullMQSyncError as exc:
         if _CLIENT_REFUSED.search(str(exc)):
             return [{"name": NO_CLIENT_LIST}]
         raise
-    base = client_name(queue.keys)
     best: list[dict[str, str]] = []
     for reply in replies:
-        found = parse_client_list(reply, queue.name, base)
+        found = parse_client_list(reply, queue.name, matches)
         if len(found) >= len(best):  # ties go to the later node, as in BullMQ
             best = found
     return best

@@ -28,6 +28,7 @@ def test_per_state_counts(queue: Any) -> None:
     assert queue.get_delayed_count() == 2
     assert queue.get_delayed_count(now + 50_000) == 0  # strictly before
     assert queue.get_delayed_count(now + 50_001) == 1
+    assert queue.getDelayedCount(float(now + 90_001)) == 2  # a whole float, as Node allows
     assert queue.get_active_count() == queue.get_completed_count() == queue.get_failed_count() == 0
     assert queue.get_waiting_children_count() == 0
 
@@ -108,6 +109,8 @@ def test_a_queue_and_a_shared_connection_stay_unnamed(
             assert b.get_workers() == []
             names = [c["name"] for c in raw.client_list() if c["name"].startswith(prefix)]
             assert sorted(names) == sorted([f"{prefix}:YQ==", f"{prefix}:YQ==:qe"])
+            assert [c["rawname"] for c in a.get_queue_events()] == [f"{prefix}:YQ==:qe"]
+            assert b.getQueueEvents() == []
 
 
 def test_parse_client_list_matches_only_this_queue() -> None:
@@ -120,7 +123,9 @@ def test_parse_client_list_matches_only_this_queue() -> None:
             "id=5 addr=1.2.3.4:9 name= db=0",
         ]
     )
-    found = parse_client_list(text, "q", "bull:cQ==")
+    found = parse_client_list(
+        text, "q", lambda name: name == "bull:cQ==" or name.startswith("bull:cQ==:w:")
+    )
     assert [(w["id"], w["name"], w["rawname"]) for w in found] == [
         ("1", "q", "bull:cQ=="),
         ("2", "q", "bull:cQ==:w:x"),

@@ -119,6 +119,10 @@ def test_node_lists_our_queue_events_connection(node6: Any, redis_url: str, pref
         events.start()
         wait_for(lambda: len(node_queue(node6, prefix, "getQueueEvents")) == 1)
         assert node_queue(node6, prefix, "getWorkers") == []
+        with Queue("q", connection=redis_url, prefix=prefix) as queue:
+            assert [e["rawname"] for e in queue.get_queue_events()] == [
+                e["rawname"] for e in node_queue(node6, prefix, "getQueueEvents")
+            ] == [f"{prefix}:cQ==:qe"]
 
 
 # -- counts ----------------------------------------------------------------------------
