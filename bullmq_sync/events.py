@@ -352,7 +352,8 @@ class QueueEvents:
             self._thread = threading.Thread(
                 target=self._run, name=f"bullmq-sync-events-{self.name}", daemon=True
             )
-        self._thread.start()
+            # Started under the lock: a concurrent start() must see it alive, not start another.
+            self._thread.start()
         return self
 
     run = start

@@ -75,7 +75,8 @@ def _check(job: Job, queue_events: Any) -> None:
         )
     if queue_events.closed:
         raise ClientClosed(f"{queue_events!r} is closed")
-    if not queue_events.running and queue_events._read_lock.locked():
+    # Lock first: a reader that took it and is not the start() thread, alive by then, is iter().
+    if queue_events._read_lock.locked() and not queue_events.running:
         raise InvalidArgument(
             f"{queue_events!r} is being read with iter(); wait_until_finished needs its "
             "callback thread (use another QueueEvents, or start() instead of iter())"

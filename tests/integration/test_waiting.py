@@ -206,3 +206,36 @@ def test_a_job_removed_as_it_finished_is_answered_from_its_event(
             assert done.wait_until_finished(events, timeout=5) == {"double": 10}
             with pytest.raises(JobFailed, match="gone too"):
                 failed.wait_until_finished(events, timeout=5)
+
+
+def test_many_waiters_starting_the_queue_events_at_once_start_one_reader(
+    redis_url: str, prefix: str
+) -> None:
+    with Queue("q", connection=redis_url, prefix=prefix) as queue:
+        def readers() -> int:
+            return sum(t.name == "bullmq-sync-events-q" for t in threading.enumerate())
+
+        for _ in range(5):  # repeated: the race needs the threads to collide
+            before = readers()
+            with QueueEvents("q", connection=redis_url, prefix=prefix) as events:
+                jobs = [queue.add("x", {"n": n}) for n in range(8)]
+                barrier = threading.Barrier(8)
+                errors: list[BaseException] = []
+
+                def wait(job: Job, barrier: threading.Barrier, errors: list[BaseException]) -> None:
+                    barrier.wait()
+                    try:
+                        job.wait_until_finished(events, timeout=0.2)
+                    except JobWaitTimeout:
+                        pass
+                    except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                        errors.append(exc)
+
+                threads = [
+                    threading.Thread(target=wait, args=(job, barrier, errors)) for job in jobs
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(10)
+                assert errors == [] and readers() - before == 1
