@@ -12,12 +12,14 @@ from .errors import (
     InvalidArgument,
     JobBelongsToJobScheduler,
     JobError,
+    JobFailed,  # waiting for results
     JobHasFailedChildren,
     JobLockMismatch,
     JobLockNotFound,
     JobNotFound,
     JobNotInState,
     JobPendingChildren,
+    JobWaitTimeout,  # waiting for results
     ParentJobCannotBeReplaced,
     ParentJobNotFound,
     PoolTimeout,
@@ -97,4 +99,7 @@ __all__ = [
     "RateLimitError",
     "WaitingChildrenError",
     "WaitingError",
+    # -- waiting for results, workers, counts and metrics --
+    "JobFailed",
+    "JobWaitTimeout",
 ]

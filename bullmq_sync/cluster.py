@@ -278,7 +278,11 @@ class ClusterConnection(Connection):
         return self._with_retry(lambda: _decode(attempt()))
 
     def dedicated(
-        self, *, socket_timeout: float | None = None, key: str | None = None
+        self,
+        *,
+        socket_timeout: float | None = None,
+        key: str | None = None,
+        client_name: str | None = None,
     ) -> redis.Redis:
         """A separate client for blocking reads: on the primary owning ``key`` when given.
 
@@ -299,12 +303,33 @@ class ClusterConnection(Connection):
                 socket_timeout=socket_timeout,
                 retry=Retry(NoBackoff(), 0),
                 max_connections=1,
+                **({"client_name": client_name} if client_name is not None else {}),
                 **settings,
             )
             return cast(redis.Redis, client)
         node = self._cluster.nodes_manager.get_node_from_slot(key_slot(key.encode("utf-8")))
         node_client = self._cluster.get_redis_connection(node)
-        return dedicated_client(node_client.connection_pool, socket_timeout)
+        return dedicated_client(node_client.connection_pool, socket_timeout, client_name)
+
+    def client_lists(self) -> list[str]:
+        """``CLIENT LIST`` of every primary, one reply each."""
+        self._check_open()
+
+        def one(pool: Any) -> str:
+            connection = pool.get_connection()
+            try:
+                return str(_decode(_command(connection, ("CLIENT", "LIST"))))
+            except BaseException:
+                connection.disconnect()
+                raise
+            finally:
+                pool.release(connection)
+
+        pools = [
+            self._cluster.get_redis_connection(node).connection_pool
+            for node in self._cluster.get_primaries()
+        ]
+        return [self._with_retry(partial(one, pool)) for pool in pools]
 
     # -- internals ------------------------------------------------------------------------
 

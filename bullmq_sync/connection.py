@@ -244,10 +244,17 @@ class SentinelTarget:
         return cls(tuple(sentinels), path[0], sentinel_kwargs, redis_kwargs)
 
 
-def dedicated_client(pool: redis.ConnectionPool, socket_timeout: float | None) -> redis.Redis:
-    """A one-socket client with ``pool``'s settings and no redis-py retries."""
+def dedicated_client(
+    pool: redis.ConnectionPool, socket_timeout: float | None, client_name: str | None = None
+) -> redis.Redis:
+    """A one-socket client with ``pool``'s settings and no redis-py retries.
+
+    ``client_name`` is set with ``CLIENT SETNAME`` on every (re)connect of that socket.
+    """
     kwargs = dict(pool.connection_kwargs)
     kwargs["socket_timeout"] = socket_timeout
+    if client_name is not None:
+        kwargs["client_name"] = client_name
     kwargs["retry"] = Retry(NoBackoff(), 0)
     kwargs.pop("decode_responses", None)
     return redis.Redis(
@@ -482,19 +489,34 @@ class Connection:
         return self._with_retry(lambda: _decode(self._once(attempt)))
 
     def dedicated(
-        self, *, socket_timeout: float | None = None, key: str | None = None
+        self,
+        *,
+        socket_timeout: float | None = None,
+        key: str | None = None,
+        client_name: str | None = None,
     ) -> redis.Redis:
         """A separate, unpooled client for blocking reads (BZPOPMIN, XREAD BLOCK).
 
         ``key`` (a key of the queue) picks the node on Redis Cluster; it is ignored elsewhere.
+        ``client_name``: the socket's ``CLIENT SETNAME`` (see ``workers_list``).
         """
         self._check_open()
-        return dedicated_client(self.pool, socket_timeout)
+        return dedicated_client(self.pool, socket_timeout, client_name)
 
-    def blocking_reader(self, key: str, *, socket_timeout: float | None = None) -> BlockingReader:
-        """A dedicated socket for blocking reads of ``key`` (BZPOPMIN, XREAD BLOCK)."""
+    def blocking_reader(
+        self, key: str, *, socket_timeout: float | None = None, client_name: str | None = None
+    ) -> BlockingReader:
+        """A dedicated socket for blocking reads of ``key`` (BZPOPMIN, XREAD BLOCK).
+
+        ``client_name`` names the socket (``CLIENT SETNAME``, repeated on every reconnect):
+        a Worker passes BullMQ's worker name so Node's ``getWorkers()`` lists it.
+        """
         self._check_open()
-        return BlockingReader(self, key, socket_timeout)
+        return BlockingReader(self, key, socket_timeout, client_name)
+
+    def client_lists(self) -> list[str]:
+        """``CLIENT LIST`` of the server (on Redis Cluster: one reply per primary)."""
+        return [str(self.execute("CLIENT", "LIST"))]
 
     # -- internals ------------------------------------------------------------------------
 
@@ -592,10 +614,17 @@ class BlockingReader:
     socket is on the primary that owns ``key``.
     """
 
-    def __init__(self, connection: Connection, key: str, socket_timeout: float | None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        key: str,
+        socket_timeout: float | None,
+        client_name: str | None = None,
+    ) -> None:
         self._connection = connection
         self._key = key
         self._socket_timeout = socket_timeout
+        self._client_name = client_name
         self._lock = threading.Lock()
         self._socket: Any = None
         self._interrupted = False
@@ -622,7 +651,9 @@ class BlockingReader:
         with self._lock:
             if self._socket is None:
                 client = self._connection.dedicated(
-                    socket_timeout=self._socket_timeout, key=self._key
+                    socket_timeout=self._socket_timeout,
+                    key=self._key,
+                    client_name=self._client_name,
                 )
                 self._socket = client.connection_pool.get_connection()
             return self._socket

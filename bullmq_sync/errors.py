@@ -12,6 +12,8 @@ The tree::
     ├── QueueHasActiveJobs                   obliterate() without force on a queue with active jobs
     ├── FlowTooLarge                         retry_tree() met more jobs than its max_jobs
     ├── FlowSpansSlots (a ConfigurationError) retry_tree() on a cluster, a job in another slot
+    ├── JobFailed                            job.wait_until_finished(): the job failed
+    ├── JobWaitTimeout                       job.wait_until_finished(): no outcome in time
     └── JobError                             a BullMQ error code returned by a script
         ├── JobNotFound                 -1   the job hash does not exist
         ├── JobLockNotFound             -2   the job has no lock
@@ -362,3 +364,26 @@ class RateLimitError(Exception):
 
     def __init__(self, message: str = RATE_LIMIT_MESSAGE) -> None:
         super().__init__(message)
+
+
+# -- waiting for a job's outcome (waiting.py) -----------------------------------
+
+
+class JobFailed(BullMQSyncError):
+    """The job ``wait_until_finished`` waited for failed; ``str(err)`` is its failedReason."""
+
+    def __init__(self, failed_reason: str, *, queue: str, job_id: str) -> None:
+        super().__init__(failed_reason)
+        self.failed_reason = failed_reason
+        self.queue = queue
+        self.job_id = job_id
+
+
+class JobWaitTimeout(BullMQSyncError):
+    """``wait_until_finished`` saw no outcome within its timeout (the job may still finish)."""
+
+    def __init__(self, message: str, *, queue: str, job_id: str, timeout: float) -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.job_id = job_id
+        self.timeout = timeout

@@ -26,6 +26,7 @@ from .errors import (
 )
 from .keys import QueueKeys
 from .queue import ConnectionLike
+from .workers_list import queue_events_client_name
 
 EventCallback = Callable[["QueueEvent"], object]
 ErrorCallback = Callable[[BaseException], object]
@@ -254,6 +255,7 @@ class QueueEvents:
                 self._reader = self.connection.blocking_reader(
                     self.keys.events,
                     socket_timeout=(block_ms or 0) / 1000 + self.connection.retry_budget,
+                    client_name=queue_events_client_name(self.keys),
                 )
             reader = self._reader
         args: list[Any] = ["XREAD", "COUNT", _READ_COUNT]
@@ -343,7 +345,8 @@ class QueueEvents:
             self._thread = threading.Thread(
                 target=self._run, name=f"bullmq-sync-events-{self.name}", daemon=True
             )
-        self._thread.start()
+            # Started under the lock: a concurrent start() must see it alive, not start another.
+            self._thread.start()
         return self
 
     run = start

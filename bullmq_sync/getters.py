@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InvalidArgument
 from .job import Job
 from .keys import validate_job_id
+from .options import PRIORITY_LIMIT as MAX_PRIORITY
 from .states import JobState
 
 if TYPE_CHECKING:
@@ -169,3 +170,52 @@ def refresh(job: Job) -> bool:
         if name != "queue":
             setattr(job, name, getattr(fresh, name))
     return True
+
+
+# -- per-state counts, counts per priority, trimming events (BullMQ's queue-getters) -------
+
+
+def get_delayed_count(queue: Queue, timestamp: int | None = None) -> int:
+    """Delayed jobs; with ``timestamp`` (ms) only those due strictly before it."""
+    if timestamp is None:
+        return get_job_count_by_types(queue, "delayed")
+    value: object = timestamp
+    if isinstance(value, float) and value.is_integer():
+        timestamp = int(value)  # a whole float is a safe integer to Node too
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or abs(timestamp) > 2**53 - 1:
+        raise InvalidArgument("timestamp must be a safe integer in milliseconds")
+    # A delayed score is due_ms * 4096 plus a 12-bit tie-breaker: every member below the
+    # cutoff's first score is due earlier.
+    return int(queue.connection.execute("ZCOUNT", queue.keys.delayed, "-inf", timestamp * 4096 - 1))
+
+
+def priorities_of(priorities: Iterable[int]) -> list[int]:
+    """The distinct priorities asked for, in order, each an int in 0..2**21."""
+    if isinstance(priorities, (str, bytes, int)) or not isinstance(priorities, Iterable):
+        raise InvalidArgument(f"priorities must be a list of integers, got {priorities!r}")
+    out: list[int] = []
+    for value in priorities:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PRIORITY:
+            raise InvalidArgument(
+                f"a priority must be an integer from 0 to {MAX_PRIORITY}, got {value!r}"
+            )
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def get_counts_per_priority(queue: Queue, priorities: Iterable[int]) -> dict[int, int]:
+    """``{priority: jobs waiting at it}``; priority 0 counts the wait list (one atomic read)."""
+    asked = priorities_of(priorities)
+    if not asked:
+        return {}
+    keys = queue.keys
+    counts = queue.connection.run_script("countsPerPriority", (keys.wait, keys.prioritized), asked)
+    return {priority: int(count) for priority, count in zip(asked, counts, strict=True)}
+
+
+def trim_events(queue: Queue, max_length: int) -> int:
+    """Trim the event stream to about ``max_length`` entries (XTRIM MAXLEN ~); how many went."""
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 0:
+        raise InvalidArgument(f"max_length must be an integer >= 0, got {max_length!r}")
+    return int(queue.connection.execute("XTRIM", queue.keys.events, "MAXLEN", "~", max_length))

@@ -612,6 +612,44 @@ class Job:
 
     # -- end of flow introspection and retry_tree ---------------------------------------
 
+    # -- waiting for this job's outcome (waiting.py; BullMQ's waitUntilFinished) ----------
+
+    def wait_until_finished(self, queue_events: Any, timeout: float | None = None) -> Any:
+        """Block until this job completes (its return value) or fails (raises ``JobFailed``).
+
+        ``queue_events`` is a ``QueueEvents`` of this job's queue, shared by any number of
+        threads; ``timeout`` in seconds (None: forever) raises ``JobWaitTimeout``.
+        """
+        from . import waiting
+
+        return waiting.wait_until_finished(self, queue_events, timeout)
+
+    def waitUntilFinished(self, queueEvents: Any, ttl: int | None = None) -> Any:  # noqa: N802, N803
+        """BullMQ's shape: ``ttl`` in milliseconds (0 or None: no timeout)."""
+        from . import waiting
+
+        return waiting.wait_until_finished_node(self, queueEvents, ttl)
+
+    # -- end of waiting for this job's outcome --------------------------------------------
+
+    # -- OpenTelemetry continuation (telemetry.py; the [otel] extra) ------------------------
+
+    def telemetry_context(self, context: Any = None) -> Any:
+        """The OpenTelemetry Context of the producer's span stored with this job, for
+        ``tracer.start_as_current_span(name, context=job.telemetry_context())``."""
+        from . import telemetry
+
+        return telemetry.extract(self, context)
+
+    @property
+    def telemetry_metadata(self) -> str | None:
+        """The trace carrier stored with this job (BullMQ's ``telemetry.metadata``), or None."""
+        from . import telemetry
+
+        return telemetry.metadata_of(self)
+
+    # -- end of OpenTelemetry continuation ------------------------------------------------
+
 
 def retry_script_call(
     queue: Queue,

@@ -499,6 +499,89 @@ class Queue:
             counts, paused, error = None, None, str(exc)
         return display.queue_html(self, counts, paused, error)
 
+    # -- counts, workers, events trimming and metrics export (getters, workers_list, -----
+    # -- prometheus; BullMQ's queue-getters) ------------------------------------------------
+
+    def get_waiting_count(self) -> int:
+        """Jobs waiting (BullMQ's getWaitingCount)."""
+        return getters.get_job_count_by_types(self, "waiting")
+
+    def get_active_count(self) -> int:
+        """Jobs being processed now."""
+        return getters.get_job_count_by_types(self, "active")
+
+    def get_delayed_count(self, timestamp: int | None = None) -> int:
+        """Delayed jobs; with ``timestamp`` (ms) only those due strictly before it."""
+        return getters.get_delayed_count(self, timestamp)
+
+    def get_completed_count(self) -> int:
+        """Completed jobs kept in the completed set."""
+        return getters.get_job_count_by_types(self, "completed")
+
+    def get_failed_count(self) -> int:
+        """Failed jobs kept in the failed set."""
+        return getters.get_job_count_by_types(self, "failed")
+
+    def get_prioritized_count(self) -> int:
+        """Jobs waiting with a priority."""
+        return getters.get_job_count_by_types(self, "prioritized")
+
+    def get_waiting_children_count(self) -> int:
+        """Parents waiting for their children."""
+        return getters.get_job_count_by_types(self, "waiting-children")
+
+    def get_counts_per_priority(self, priorities: Iterable[int]) -> dict[int, int]:
+        """``{priority: count}`` of waiting jobs per priority (0 = no priority), atomically."""
+        return getters.get_counts_per_priority(self, priorities)
+
+    def _get_counts_per_priority_node(self, priorities: Iterable[int]) -> dict[str, int]:
+        """BullMQ's getCountsPerPriority: the same counts keyed by ``str(priority)``."""
+        return {str(k): v for k, v in getters.get_counts_per_priority(self, priorities).items()}
+
+    def trim_events(self, max_length: int) -> int:
+        """Trim the event stream to about ``max_length`` entries; how many entries went."""
+        return getters.trim_events(self, max_length)
+
+    def get_workers(self) -> list[dict[str, str]]:
+        """Workers (Python or Node) serving this queue, from CLIENT LIST (BullMQ's getWorkers)."""
+        from . import workers_list
+
+        return workers_list.get_workers(self)
+
+    def get_workers_count(self) -> int:
+        """How many worker connections serve this queue."""
+        return len(self.get_workers())
+
+    def get_queue_events(self) -> list[dict[str, str]]:
+        """QueueEvents connections reading this queue (BullMQ's deprecated getQueueEvents)."""
+        from . import workers_list
+
+        return workers_list.get_queue_events(self)
+
+    def export_prometheus_metrics(self, global_variables: Mapping[str, Any] | None = None) -> str:
+        """Counts per state and completed/failed totals in Prometheus' text format (as Node's).
+
+        ``global_variables`` become extra labels on every line: ``{"env": "prod"}``.
+        """
+        from . import prometheus
+
+        return prometheus.export(self, global_variables)
+
+    getWaitingCount = get_waiting_count
+    getActiveCount = get_active_count
+    getDelayedCount = get_delayed_count
+    getCompletedCount = get_completed_count
+    getFailedCount = get_failed_count
+    getPrioritizedCount = get_prioritized_count
+    getWaitingChildrenCount = get_waiting_children_count
+    getCountsPerPriority = _get_counts_per_priority_node
+    trimEvents = trim_events
+    getWorkers = get_workers
+    getWorkersCount = get_workers_count
+    getQueueEvents = get_queue_events
+    exportPrometheusMetrics = export_prometheus_metrics
+    # -- end of counts, workers, events trimming and metrics export ------------------------
+
 
 def _dedup_id(dedup_id: object) -> str:
     """A deduplication id as BullMQ keys it (a non-empty string), else ``InvalidArgument``."""

@@ -54,6 +54,7 @@ from .errors import (
 )
 from .job import OUTCOME_TTL_MS, Job
 from .queue import ConnectionLike, Queue
+from .workers_list import worker_client_name
 
 # -- worker steps: errors a processor raises after moving its own job (worker_steps.py) ---
 _LEFT_ALONE = (DelayedError, WaitingChildrenError, WaitingError)
@@ -324,7 +325,9 @@ class Worker:
             return self
         self._started = True
         self._blocker = self.connection.blocking_reader(
-            self.queue.keys.marker, socket_timeout=MAX_BLOCK_SECONDS + 5
+            self.queue.keys.marker,
+            socket_timeout=MAX_BLOCK_SECONDS + 5,
+            client_name=worker_client_name(self.queue.keys, self.name),
         )
         label = f"bullmq-sync-worker-{self.queue.name}"
         for index in range(self.concurrency):
@@ -477,7 +480,9 @@ class Worker:
         if old is None or self._closing.is_set():
             return
         self._blocker = self.connection.blocking_reader(
-            self.queue.keys.marker, socket_timeout=MAX_BLOCK_SECONDS + 5
+            self.queue.keys.marker,
+            socket_timeout=MAX_BLOCK_SECONDS + 5,
+            client_name=worker_client_name(self.queue.keys, self.name),
         )
         old.close()
 

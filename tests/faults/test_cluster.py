@@ -487,3 +487,27 @@ def test_worker_and_queue_events_on_the_cluster(conn: Connection, prefix: str) -
     events.close()
     assert sorted(seen) == sorted(j.id for j in jobs)
     assert [queue.get_job(j.id).return_value for j in jobs] == [0, 2, 4, 6, 8]
+
+
+# -- workers, waiting and counts on a cluster (get_workers, wait_until_finished) ---------
+
+
+def test_get_workers_and_wait_until_finished_on_the_cluster(
+    conn: Connection, prefix: str, cluster: LocalCluster
+) -> None:
+    """CLIENT LIST is read on every primary; the one with the queue's workers answers."""
+    from helpers import wait_for
+
+    from bullmq_sync import QueueEvents, Worker
+
+    queue = Queue("{team}", connection=conn, prefix=prefix)
+    assert len(conn.client_lists()) == 3
+    with QueueEvents("{team}", connection=conn, prefix=prefix) as events, Worker(
+        "{team}", lambda job: job.data["n"] + 1, connection=conn, prefix=prefix, name="c1"
+    ), Worker("{team}", lambda job: 0, connection=conn, prefix=prefix, drain_delay=1):
+        wait_for(lambda: queue.get_workers_count() == 2)
+        raw_names = sorted(w["rawname"] for w in queue.get_workers())
+        assert raw_names == [f"{prefix}:e3RlYW19", f"{prefix}:e3RlYW19:w:c1"]  # base64("{team}")
+        job = queue.add("inc", {"n": 41})
+        assert job.wait_until_finished(events, timeout=10) in (42, 0)
+    queue.close()

@@ -132,3 +132,39 @@ def test_retry_tree_example(localhost):
         ("build", "waiting"), ("build", "waiting-children"), ("release", "waiting-children")]
     assert localhost.raw.zscore("bull:release:completed", ns["publish"].id) is not None
     assert localhost.raw.zcard("bull:build:completed") == 2
+
+
+# -- waiting for results, workers, counts and metrics ------------------------------------
+
+
+def test_wait_until_finished_example(localhost, capsys):
+    ns = localhost(block("def handle_request(name, width)"))
+    assert capsys.readouterr().out.splitlines() == [
+        "{'thumbnail': 'cat-128.png'}",
+        "{'error': 'width must be positive'}",
+    ]
+    assert ns["events"].closed
+
+
+def test_counts_workers_metrics_example(localhost, capsys):
+    localhost(block("queue.export_prometheus_metrics("))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "1 1 1"
+    assert lines[1] == "{0: 1, 1: 1, 2: 0}"
+    assert lines[2] == "0"
+    assert lines[3].startswith("bull:cmVwb3J0cw==:w:reporter-1 127.0.0.1:")
+    metrics = "\n".join(lines[4:])
+    assert metrics.startswith("# HELP bullmq_job_count Number of jobs in the queue by state")
+    assert 'bullmq_job_count{queue="reports", state="delayed", env="prod"} 1' in metrics
+    assert 'bullmq_job_count{queue="reports", state="completed", env="prod"} 2' in metrics
+
+
+@pytest.mark.skipif(
+    "telemetry" not in __import__("bullmq_sync.options").options.SUPPORTED_OPTIONS,
+    reason="Queue.add accepts the telemetry option once the Node-shaped options land",
+)
+def test_telemetry_example(localhost, capsys):
+    pytest.importorskip("opentelemetry.sdk")
+    localhost(block("telemetry.inject()"))
+    metadata, result = capsys.readouterr().out.splitlines()
+    assert metadata.startswith('{"traceparent":"00-') and result == "{'charged': 7}"

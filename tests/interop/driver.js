@@ -118,6 +118,8 @@ const flowProducers = new Map(); // prefix -> FlowProducer
 const listeners = new Map(); // "prefix\0queue" -> events listener state
 const workers = new Set(); // Workers currently used by a `process` op
 let rawClient = null; // plain ioredis client, created lazily
+const extraWorkers = new Map(); // handle -> long-running Worker (startWorker/stopWorker)
+const readyFlags = new Set(); // waitUntilFinished handles whose listener is subscribed
 
 const cacheKey = (prefix, queue) => `${prefix}\u0000${queue}`;
 
@@ -331,6 +333,41 @@ async function collectEvents(prefix, name, waitFor, timeoutMs) {
   }
   return state.events.splice(0, state.events.length);
 }
+
+// ---- telemetry (bullmq-otel) for the api extras tests -----------------------------
+let OTEL = null;
+function otel() {
+  if (!OTEL) {
+    const dir = require('path').join(__dirname, 'otel', 'node_modules');
+    const load = name => require(require('path').join(dir, name));
+    const api = load('@opentelemetry/api');
+    const sdk = load('@opentelemetry/sdk-trace-base');
+    const { AsyncLocalStorageContextManager } = load('@opentelemetry/context-async-hooks');
+    const { W3CTraceContextPropagator } = load('@opentelemetry/core');
+    const { BullMQOtel } = load('bullmq-otel');
+    const exporter = new sdk.InMemorySpanExporter();
+    const provider = new sdk.BasicTracerProvider({ spanProcessors: [new sdk.SimpleSpanProcessor(exporter)] });
+    api.trace.setGlobalTracerProvider(provider);
+    api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    api.propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    OTEL = { api, exporter, telemetry: new BullMQOtel({ tracerName: 'interop' }) };
+  }
+  return OTEL;
+}
+
+const telemetryQueues = new Map();
+function telemetryQueue(prefix, name, telemetry) {
+  const key = cacheKey(prefix, name);
+  let queue = telemetryQueues.get(key);
+  if (!queue) {
+    queue = new bull.Queue(name, { connection: connection(), prefix, telemetry });
+    queue.on('error', reportError(`telemetry queue ${prefix}:${name}`));
+    telemetryQueues.set(key, queue);
+    queues.set(`${key}\u0000otel`, queue); // closed with the others
+  }
+  return queue;
+}
+// ---- end of telemetry (bullmq-otel) ------------------------------------------------
 
 // --------------------------------------------------------------------------
 // Worker-based processing
@@ -656,6 +693,108 @@ const ops = {
     return plain(tree);
   },
   // ---- end of flow introspection and retry_tree ----------------------------------
+
+  // ---- waiting for results, workers, counts and metrics (bullmq-sync api extras) --
+  async queueMethod(req) {
+    const allowed = new Set([
+      'getWaitingCount', 'getActiveCount', 'getDelayedCount', 'getCompletedCount',
+      'getFailedCount', 'getPrioritizedCount', 'getWaitingChildrenCount',
+      'getCountsPerPriority', 'trimEvents', 'getWorkers', 'getWorkersCount',
+      'exportPrometheusMetrics', 'getQueueEvents',
+    ]);
+    const method = String(requireArg(req, 'method'));
+    if (!allowed.has(method)) throw new Error(`queueMethod: ${method} is not allowed`);
+    const queue = queueOf(req);
+    const result = await queue[method](...(req.args || []));
+    return result === undefined ? null : result;
+  },
+
+  async startWorker(req) {
+    const handle = String(requireArg(req, 'handle'));
+    const opts = Object.assign({}, req.workerOpts || {}, {
+      connection: connection(), prefix: req.prefix || 'bull', autorun: false,
+    });
+    const worker = new bull.Worker(String(requireArg(req, 'queue')), dataDrivenProcessor, opts);
+    worker.on('error', reportError(`worker ${handle}`));
+    extraWorkers.set(handle, worker);
+    workers.add(worker);
+    worker.run().catch(reportError(`worker ${handle} run`));
+    await worker.waitUntilReady();
+    // The blocking connection is named once connected: wait for its first fetch.
+    await sleep(200);
+    return null;
+  },
+
+  async stopWorker(req) {
+    const handle = String(requireArg(req, 'handle'));
+    const worker = extraWorkers.get(handle);
+    if (!worker) return null;
+    extraWorkers.delete(handle);
+    await worker.close(true);
+    workers.delete(worker);
+    return null;
+  },
+
+  async waitUntilFinished(req) {
+    const prefix = req.prefix || 'bull';
+    const name = String(requireArg(req, 'queue'));
+    const queue = queueOf(req);
+    const events = new bull.QueueEvents(name, { connection: connection(), prefix });
+    try {
+      await events.waitUntilReady();
+      const job = await bull.Job.fromId(queue, String(requireArg(req, 'jobId')));
+      if (!job) throw new Error('no such job');
+      if (req.readyHandle) readyFlags.add(String(req.readyHandle));
+      try {
+        return { returnvalue: (await job.waitUntilFinished(events, req.ttl)) ?? null };
+      } catch (err) {
+        return { error: err.message };
+      }
+    } finally {
+      await events.close();
+    }
+  },
+
+  async isReady(req) {
+    return readyFlags.has(String(requireArg(req, 'handle')));
+  },
+
+  // Telemetry with bullmq-otel (tests/interop/otel, installed by its own `npm ci`): a Node
+  // Queue/Worker configured as BullMQ documents it, spans kept in memory for the test.
+  async otelAdd(req) {
+    const { telemetry, api } = otel();
+    const queue = telemetryQueue(req.prefix || 'bull', String(requireArg(req, 'queue')), telemetry);
+    const tracer = api.trace.getTracer('interop');
+    return tracer.startActiveSpan('node request', async span => {
+      try {
+        const job = await queue.add(requireArg(req, 'name'), req.data || {}, req.opts || {});
+        return { id: job.id, traceId: span.spanContext().traceId, spanId: span.spanContext().spanId };
+      } finally {
+        span.end();
+      }
+    });
+  },
+
+  async otelProcess(req) {
+    const { telemetry } = otel();
+    return runWorker(Object.assign({}, req, {
+      workerOpts: Object.assign({}, req.workerOpts || {}, { telemetry }),
+    }));
+  },
+
+  async otelSpans() {
+    const { exporter } = otel();
+    const spans = exporter.getFinishedSpans().map(span => ({
+      name: span.name,
+      kind: span.kind,
+      traceId: span.spanContext().traceId,
+      spanId: span.spanContext().spanId,
+      parentSpanId: span.parentSpanContext ? span.parentSpanContext.spanId : (span.parentSpanId || null),
+    }));
+    exporter.reset();
+    return spans;
+  },
+  // ---- end of waiting for results, workers, counts and metrics -------------------
 };
 
 
