@@ -133,6 +133,7 @@ class QueueEvents:
         prefix: str = "bull",
         last_event_id: str = "$",
         block_ms: int = 10000,
+        autorun: bool = True,
     ) -> None:
         settings = node_args.parse("QueueEvents", opts)
         if connection is None:
@@ -144,6 +145,11 @@ class QueueEvents:
             raise InvalidArgument(
                 f"block_ms must be a positive int of milliseconds, got {block_ms!r}"
             )
+        autorun = settings.get("autorun", autorun)
+        if not isinstance(autorun, bool):
+            raise InvalidArgument(f"autorun must be a bool, got {autorun!r}")
+        self.autorun = autorun
+        """Start the callback thread with the first ``on()`` (Node's ``autorun``, default on)."""
         self.keys = QueueKeys(queue_name, prefix=prefix)
         self.block_ms = block_ms
         self._owns_connection = not isinstance(connection, Connection)
@@ -167,8 +173,6 @@ class QueueEvents:
         self._last_id = last_event_id
         self.last_event_id = last_event_id if last_event_id != "0" else "0-0"
         """The id of the last event handed out (save it to resume later)."""
-        if settings.get("autorun"):
-            self.start()
 
     @property
     def name(self) -> str:
@@ -286,6 +290,8 @@ class QueueEvents:
                 self._error_listeners.append(callback)  # type: ignore[arg-type]
             else:
                 self._listeners.setdefault(name, []).append(callback)
+        if self.autorun and name != "error" and not self._closed:
+            self.start()
         return callback
 
     def off(self, name: str, callback: EventCallback) -> None:

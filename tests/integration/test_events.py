@@ -215,3 +215,33 @@ def test_close_with_a_suspended_iterator_is_prompt(connection, prefix, raw):
     events.close()  # same thread, iterator paused between two events
     assert time.monotonic() - started < 0.5
     assert list(it) == []  # ends at its next step
+
+
+def test_autorun_default_starts_with_the_first_listener_as_node(connection, prefix, raw):
+    """BullMQ's docs register listeners and never call run(): the thread starts by itself."""
+    done = threading.Event()
+    events = QueueEvents("q", connection=connection, prefix=prefix)
+    try:
+        assert not events.running  # nothing to run for yet: iter() stays available
+        events.on("error", lambda exc: None)
+        assert not events.running  # an error listener alone does not start it
+        events.on("completed", lambda e: done.set())
+        assert events.running
+        _xadd(raw, prefix, "completed", jobId="1", returnvalue="1")
+        assert done.wait(5)
+    finally:
+        events.close()
+
+
+def test_autorun_false_waits_for_start(connection, prefix, raw):
+    for events in (
+        QueueEvents("q", connection=connection, prefix=prefix, autorun=False),
+        QueueEvents("q", {"autorun": False}, connection=connection, prefix=prefix),
+    ):
+        events.on("completed", lambda e: None)
+        assert not events.running
+        events.start()
+        assert events.running
+        events.close()
+    with pytest.raises(InvalidArgument, match="autorun"):
+        QueueEvents("q", connection=connection, prefix=prefix, autorun=1)  # type: ignore[arg-type]
