@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import BullMQSyncError, InvalidArgument, JobNotFound
+from ..errors import BullMQSyncError, InvalidArgument
 from .http import HTTPError
 
 if TYPE_CHECKING:
@@ -78,10 +78,11 @@ def run_single(queue: Queue, action: str, form: Callable[[str], str], ids: list[
             raise HTTPError(400, f"at most {MAX_SELECTED} jobs at once")
         done = missed = 0
         for job_id in dict.fromkeys(ids):
-            job = queue.get_job(job_id) if job_id else None
             try:
+                job = queue.get_job(job_id) if job_id else None
                 if job is None:
-                    raise JobNotFound(f"no job {job_id!r}")
+                    missed += 1
+                    continue
                 job.retry(state)
                 done += 1
             except BullMQSyncError:  # moved or removed by someone else meanwhile

@@ -24,10 +24,12 @@ from ..errors import BullMQSyncError, InvalidArgument
 from ..queue import Queue
 from . import actions, data, live
 from .csrf import CSRFPolicy, SignedToken
-from .http import HTTPError, Request, Response, StartResponse, redirect, text
+from .http import HTTPError, Request, Response, StartResponse, redirect
 
 PER_PAGE_CHOICES = (20, 50, 100, 200)
-CONFIRMED_ACTIONS = frozenset({"retry-all", "retry-all-completed", "promote-all", "clean", "remove"})
+CONFIRMED_ACTIONS = frozenset(
+    {"retry-all", "retry-all-completed", "promote-all", "clean", "remove"}
+)
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 _NOTICES = {
     "retry": "Job retried.",
@@ -160,7 +162,9 @@ class Dashboard:
                 continue
         return out
 
-    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    def render(
+        self, request: Request, template: str, status: int = 200, **context: Any
+    ) -> Response:
         field = None if self.read_only else self.csrf.field(request)
 
         def url(path: str, **params: Any) -> str:
@@ -180,10 +184,7 @@ class Dashboard:
         return Response(html.encode("utf-8"), status)
 
     def message(self, request: Request, status: int, message: str) -> Response:
-        try:
-            return self.render(request, "message.html", status, message=message, status=status)
-        except Exception:  # the page itself failed: plain text still tells the user
-            return text(status, message)
+        return self.render(request, "message.html", status, message=message, code=status)
 
     @staticmethod
     def _int(value: str, default: int, low: int, high: int) -> int:
@@ -222,7 +223,9 @@ class Dashboard:
         number = self._int(request.query.get("page", "1"), 1, 1, 10**9)
         page = data.page(queue, state, number, per_page)
         done = request.query.get("done", "")
-        notice = _NOTICES.get(done, "").format(n=self._int(request.query.get("n", "0"), 0, 0, 10**12))
+        notice = _NOTICES.get(done, "").format(
+            n=self._int(request.query.get("n", "0"), 0, 0, 10**12)
+        )
         return self.render(
             request,
             "queue.html",
@@ -315,7 +318,7 @@ class Dashboard:
         if "/" in name or name.startswith(".") or suffix not in _STATIC_TYPES:
             raise HTTPError(404, "Not found.")
         try:
-            body = resources.files(__package__).joinpath("static", name).read_bytes()
+            body = resources.files(__package__).joinpath("static").joinpath(name).read_bytes()
         except (FileNotFoundError, IsADirectoryError):
             raise HTTPError(404, "Not found.") from None
         response = Response(body, 200, _STATIC_TYPES[suffix])
@@ -345,7 +348,9 @@ class Dashboard:
             raise HTTPError(403, "This dashboard is read-only: actions are disabled.")
         if not self.csrf.check(request):
             log.event("dashboard.action_refused", queue=request.form("queue"), reason="csrf")
-            raise HTTPError(403, "The form expired or did not come from this dashboard: reload the page.")
+            raise HTTPError(
+                403, "The form expired or did not come from this dashboard: reload the page."
+            )
         queue = self.queue(request.form("queue"))
         name = request.form("action")
         if name in CONFIRMED_ACTIONS and request.form("confirm") != "yes":
@@ -380,7 +385,9 @@ class Dashboard:
         return self._back(request, queue.name, back_state, outcome)
 
     def _back(self, request: Request, queue: str, state: str, outcome: actions.Outcome) -> Response:
-        query = urlencode({"name": queue, "state": state, "done": outcome.action, "n": outcome.count})
+        query = urlencode(
+            {"name": queue, "state": state, "done": outcome.action, "n": outcome.count}
+        )
         return redirect(request.url("/queue") + "?" + query)
 
 
@@ -407,5 +414,3 @@ def ago(ms: int | None, now_ms: int) -> str:
 
 def json_attr(value: Any) -> str:
     return json.dumps(value, ensure_ascii=True)
-
-

@@ -70,9 +70,7 @@ class SignedToken:
             return None
         path = request.script_name or "/"
         secure = "; Secure" if request.environ.get("wsgi.url_scheme") == "https" else ""
-        return (
-            f"{COOKIE}={self._nonce(request)}; Path={path}; HttpOnly; SameSite=Strict{secure}"
-        )
+        return f"{COOKIE}={self._nonce(request)}; Path={path}; HttpOnly; SameSite=Strict{secure}"
 
 
 class HostChecked:

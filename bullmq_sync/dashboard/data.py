@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import BullMQSyncError
 from ..keys import split_job_key
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def worker_counts(connection: Connection, prefix: str, queues: list[str]) -> dic
     (``<prefix>:<base64 name>`` or ``...:w:<worker name>``), as Node's ``getWorkers``."""
     try:
         listing = str(connection.execute("CLIENT", "LIST"))
-    except Exception:  # managed Redis without CLIENT LIST: show no count rather than fail
+    except BullMQSyncError:  # managed Redis without CLIENT LIST: show no count rather than fail
         return {}
     names: dict[str, int] = {}
     for line in listing.splitlines():
@@ -158,9 +159,7 @@ class QueueDirectory:
         names: set[str] = set()
         cursor = "0"
         while True:
-            cursor, keys = self.connection.execute(
-                "SCAN", cursor, "MATCH", pattern, "COUNT", 1000
-            )
+            cursor, keys = self.connection.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
             for key in keys:
                 name, _, suffix = str(key)[start:].partition(":")
                 if suffix in ("meta", "id") and name:
@@ -191,9 +190,7 @@ def read_counts(replies: list[Any]) -> tuple[dict[str, int], bool]:
     return counts, bool(int(next(it)))
 
 
-def overview(
-    connection: Connection, queues: list[Queue], prefix: str
-) -> list[QueueSummary]:
+def overview(connection: Connection, queues: list[Queue], prefix: str) -> list[QueueSummary]:
     """Counts, paused flag and workers of every queue: one pipeline plus one CLIENT LIST."""
     commands: list[tuple[str, ...]] = []
     for queue in queues:

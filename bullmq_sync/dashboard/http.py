@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -44,7 +44,7 @@ class Request:
         jar: SimpleCookie = SimpleCookie()
         try:
             jar.load(str(self.environ.get("HTTP_COOKIE", "")))
-        except Exception:  # a malformed cookie header from the browser is just no cookie
+        except CookieError:  # a malformed cookie header from the browser is just no cookie
             return {}
         return {key: morsel.value for key, morsel in jar.items()}
 
