@@ -76,7 +76,7 @@
         box.hidden = false;
         label.textContent = "Starting…";
         var body = new URLSearchParams(new FormData(form));
-        fetch(form.action, {
+        fetch(form.getAttribute("action"), {
           method: "POST",
           body: body,
           credentials: "same-origin",
