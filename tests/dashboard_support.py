@@ -97,7 +97,9 @@ def serve(url: str | None, prefix: str, *args: str, **kwargs: Any) -> Iterator[S
         served.stop()
 
 
-def fill_failed(raw: redis.Redis, prefix: str, queue: str, count: int, reason: str = "boom") -> None:
+def fill_failed(
+    raw: redis.Redis, prefix: str, queue: str, count: int, reason: str = "boom"
+) -> None:
     """``count`` failed jobs in BullMQ's layout (ids 1..count), written in pipelines."""
     now = int(time.time() * 1000)
     for start in range(1, count + 1, 5000):

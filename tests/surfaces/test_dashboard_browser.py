@@ -134,7 +134,9 @@ def test_find_fail_retry_and_watch_a_node_worker_complete_it(page, node, redis_u
 def test_retry_all_failed_with_confirmation_and_progress(page, redis_url, prefix, raw):
     fill_failed(raw, prefix, "imports", 2500)
     with serve(redis_url, prefix) as server:
-        page.goto(server.base + "/queue?" + urllib.parse.urlencode({"name": "imports", "state": "failed"}))
+        page.goto(
+            server.base + "/queue?" + urllib.parse.urlencode({"name": "imports", "state": "failed"})
+        )
         assert page.locator("[data-state=failed]").first.inner_text() == "2500"
         page.locator("#retry-all").click()
         assert page.locator("h1").inner_text() == "Retry all 2500 failed jobs?"
@@ -210,7 +212,9 @@ def test_hostile_fields_render_as_text(page, redis_url, prefix, raw):
     )
     raw.zadd(base + "failed", {job_id: now})
     raw.rpush(base + job_id + ":logs", XSS, XSS_SCRIPT)
-    raw.hset(base + parent_id, mapping={"name": XSS_SVG, "data": "{}", "opts": "{}", "timestamp": now})
+    raw.hset(
+        base + parent_id, mapping={"name": XSS_SVG, "data": "{}", "opts": "{}", "timestamp": now}
+    )
     raw.sadd(base + parent_id + ":dependencies", base + job_id)
     raw.zadd(base + "waiting-children", {parent_id: now})
     raw.set(base + "id", 1)
@@ -219,7 +223,11 @@ def test_hostile_fields_render_as_text(page, redis_url, prefix, raw):
         page.goto(server.base + "/")
         assert page.get_by_text(queue_name, exact=True).count() >= 1
         no_injection(page)
-        page.goto(server.base + "/queue?" + urllib.parse.urlencode({"name": queue_name, "state": "failed"}))
+        page.goto(
+            server.base
+            + "/queue?"
+            + urllib.parse.urlencode({"name": queue_name, "state": "failed"})
+        )
         assert page.locator("td.id").inner_text() == job_id
         assert page.locator("td.name").inner_text() == XSS_SCRIPT
         assert page.locator("td.reason").inner_text() == XSS + XSS_SCRIPT
@@ -265,5 +273,8 @@ def test_a_queue_with_100k_failed_jobs_pages_with_bounded_ranges(page, redis_url
             # counts (8 + paused flag), one range, 50 rows; plus the browser's live XREAD
             assert len([c for c in log.commands if c[0].upper() != "XREAD"]) == 9 + 1 + 50
             assert page.locator("td.id").first.inner_text() == str(first)
-            assert page.locator(".pager .muted").inner_text() == f"100000 failed · page {number} of 2000"
+            assert (
+                page.locator(".pager .muted").inner_text()
+                == f"100000 failed · page {number} of 2000"
+            )
         shot(page, "failed-100k")
