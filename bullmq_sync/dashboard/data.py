@@ -159,7 +159,7 @@ class QueueDirectory:
         names: set[str] = set()
         cursor = "0"
         while True:
-            cursor, keys = self.connection.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            cursor, keys = self.connection.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 5000)
             for key in keys:
                 name, _, suffix = str(key)[start:].partition(":")
                 if suffix in ("meta", "id") and name:
