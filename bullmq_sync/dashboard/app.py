@@ -107,6 +107,9 @@ class Dashboard:
             response = self.dispatch(request)
         except HTTPError as exc:
             response = self.message(request, exc.status, exc.message)
+        except BullMQSyncError as exc:  # Redis unreachable, timed out, ...: say so, not a 500
+            log.event("dashboard.redis_error", error=type(exc).__name__, path=request.path)
+            response = self.message(request, 503, f"Redis is not answering ({type(exc).__name__}).")
         cookie = self.csrf.cookie(request)
         if cookie is not None:
             response.headers.append(("Set-Cookie", cookie))

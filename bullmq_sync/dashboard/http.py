@@ -22,6 +22,7 @@ _REASONS = {
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Content Too Large",
+    503: "Service Unavailable",
 }
 
 

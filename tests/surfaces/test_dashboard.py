@@ -346,3 +346,13 @@ def test_standalone_usage_errors():
 
     assert main(["dashboard", "--port", "70000"]) == 2
     assert main(["dashboard", "--port", "0"]) == 2
+
+
+def test_redis_down_is_a_503_page_not_a_crash(local_redis, prefix):
+    with Connection(local_redis.url) as connection:
+        client = Client(Dashboard(connection, prefix))
+        assert client.get("/").status_code == 200
+        local_redis.kill()
+        down = client.get("/queue?name=q")
+        assert down.status_code == 503 and "Redis is not answering" in down.text
+        assert local_redis.url.rsplit(":", 1)[1] not in down.text  # no address, no password
