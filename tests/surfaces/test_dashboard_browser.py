@@ -278,3 +278,57 @@ def test_a_queue_with_100k_failed_jobs_pages_with_bounded_ranges(page, redis_url
                 == f"100000 failed · page {number} of 2000"
             )
         shot(page, "failed-100k")
+
+
+def test_a_node_flow_drawn_as_a_tree_with_parent_and_children_links(page, node, redis_url, prefix):
+    flow = {
+        "name": "render-report",
+        "queueName": "reports",
+        "data": {},
+        "children": [
+            {"name": "fetch-sales", "queueName": "fetch", "data": {}},
+            {
+                "name": "fetch-stock",
+                "queueName": "fetch",
+                "data": {},
+                "children": [{"name": "warm-cache", "queueName": "cache", "data": {}}],
+            },
+        ],
+    }
+    ids = node.call("addFlow", prefix=prefix, flow=flow)["ids"]
+    root_id = ids["id"]
+    with serve(redis_url, prefix) as server:
+        page.goto(server.base + "/queue?name=cache&state=waiting")
+        page.locator("td.id a").first.click()
+        tree = page.locator("#flow-tree")
+        names = tree.locator("li a").all_inner_texts()
+        assert names[0] == "render-report"  # drawn from the top parent
+        assert sorted(names) == ["fetch-sales", "fetch-stock", "render-report", "warm-cache"]
+        stock = tree.locator("li", has=page.locator("a", has_text="fetch-stock")).last
+        assert stock.locator("ul li a").all_inner_texts() == ["warm-cache"]  # nested under it
+        assert tree.locator("li.current strong").inner_text() == "warm-cache"
+        assert tree.locator("li").first.locator(".badge").first.inner_text() == "waiting-children"
+        assert page.locator(".facts dd a").inner_text().startswith("fetch / ")  # parent link
+        shot(page, "flow-tree")
+        tree.locator("li a", has_text="render-report").click()
+        assert page.locator("h1 .muted").inner_text() == f"#{root_id}"
+        assert page.locator("#job-state").inner_text() == "waiting-children"
+        assert page.locator("ul.children li").count() == 2
+
+
+def test_pause_and_resume_update_the_overview_live(page, redis_url, prefix, raw):
+    fill_failed(raw, prefix, "q", 1)
+    with serve(redis_url, prefix) as server:
+        overview = page.context.new_page()
+        overview.goto(server.base + "/")
+        overview.wait_for_selector("#live:not([hidden])")
+        badge = overview.locator("[data-paused]")
+        assert badge.is_hidden()
+        page.goto(server.base + "/queue?name=q&state=failed")
+        page.get_by_role("button", name="Pause queue").click()
+        assert page.locator("p.notice").inner_text() == "Queue paused."
+        assert raw.hexists(f"{prefix}:q:meta", "paused")
+        expect(badge).to_be_visible(timeout=15000)
+        page.get_by_role("button", name="Resume queue").click()
+        expect(badge).to_be_hidden(timeout=15000)
+        assert not raw.hexists(f"{prefix}:q:meta", "paused")
