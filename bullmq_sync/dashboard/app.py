@@ -12,7 +12,7 @@ import fnmatch
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
@@ -64,7 +64,9 @@ class Dashboard:
 
     ``read_only`` hides and refuses every action. ``queues`` limits what is visible: a list
     of names or ``fnmatch`` patterns, or a callable ``name -> bool``. ``csrf`` defaults to a
-    signed double-submit token (``secret`` keeps tokens valid across processes).
+    signed double-submit token (``secret`` keeps tokens valid across processes). Each open
+    page holds one live-update stream (a server thread) for up to ``sse_lifetime`` seconds;
+    past ``max_streams`` at once, new pages are told to try again later instead.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Dashboard:
         discovery_ttl: float = 10.0,
         live_updates: bool = True,
         sse_lifetime: float = 60.0,
+        max_streams: int = 8,
     ) -> None:
         self.connection = Connection.coerce(connection)
         self.prefix = prefix
@@ -89,6 +92,7 @@ class Dashboard:
         self.title = title
         self.live_updates = live_updates
         self.sse_lifetime = sse_lifetime
+        self._streams = threading.BoundedSemaphore(max_streams)
         self.directory = data.QueueDirectory(self.connection, prefix, discovery_ttl)
         self._queues: dict[str, Queue] = {}
         self._lock = threading.Lock()
@@ -335,9 +339,13 @@ class Dashboard:
         name = request.query.get("queue")
         queues = [self.queue(name)] if name else self.visible_queues()[:200]
         job_id = request.query.get("job") or None
-        body = live.stream(self.connection, queues, job_id, self.state_of, self.sse_lifetime)
+        if not self._streams.acquire(blocking=False):
+            busy = f"retry: {live.BUSY_RETRY_MS}\n\n".encode("ascii")
+            return Response(busy, 200, "text/event-stream; charset=utf-8")
+
+        parts = live.stream(self.connection, queues, job_id, self.state_of, self.sse_lifetime)
         return Response(
-            (part.encode("utf-8") for part in body),
+            _Slot((p.encode("utf-8") for p in parts), self._streams.release),
             200,
             "text/event-stream; charset=utf-8",
             [("X-Accel-Buffering", "no")],
@@ -417,3 +425,23 @@ def ago(ms: int | None, now_ms: int) -> str:
 
 def json_attr(value: Any) -> str:
     return json.dumps(value, ensure_ascii=True)
+
+
+class _Slot:
+    """A response body that gives its stream slot back when the server closes it (also when
+    the browser left before the first byte)."""
+
+    def __init__(self, parts: Iterator[bytes], release: Callable[[], None]) -> None:
+        self._parts = parts
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._parts
+
+    def close(self) -> None:
+        release, self._release = self._release, None
+        close = getattr(self._parts, "close", None)
+        if close is not None:
+            close()
+        if release is not None:
+            release()

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 BLOCK_MS = 5000
 RECONNECT_MS = 1000
+BUSY_RETRY_MS = 15000
+"""When every stream slot is taken, the browser reconnects after this long."""
 
 
 def sse(payload: dict[str, Any] | None = None, comment: str | None = None) -> str:
@@ -49,8 +51,9 @@ def stream(
     deadline = time.monotonic() + lifetime
     try:
         while time.monotonic() < deadline:
+            block = max(1, min(BLOCK_MS, int((deadline - time.monotonic()) * 1000)))
             reply = reader.call(
-                "XREAD", "COUNT", 500, "BLOCK", BLOCK_MS, "STREAMS", *last, *last.values()
+                "XREAD", "COUNT", 500, "BLOCK", block, "STREAMS", *last, *last.values()
             )
             if reply is None:
                 return

@@ -356,3 +356,16 @@ def test_redis_down_is_a_503_page_not_a_crash(local_redis, prefix):
         down = client.get("/queue?name=q")
         assert down.status_code == 503 and "Redis is not answering" in down.text
         assert local_redis.url.rsplit(":", 1)[1] not in down.text  # no address, no password
+
+
+def test_live_streams_are_capped_and_slots_come_back(redis_url, prefix):
+    with Connection(redis_url) as connection:
+        app = Dashboard(connection, prefix, max_streams=2, sse_lifetime=0.1)
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/events", "QUERY_STRING": "queue=q"}
+        first = app(dict(environ), lambda status, headers: None)
+        second = app(dict(environ), lambda status, headers: None)
+        busy = app(dict(environ), lambda status, headers: None)
+        assert b"".join(busy) == b"retry: 15000\n\n"  # told to come back later
+        first.close()  # the browser left before the first byte
+        assert list(app(dict(environ), lambda status, headers: None))[0].startswith(b"retry: 1000")
+        second.close()

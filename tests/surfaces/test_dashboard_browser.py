@@ -332,3 +332,26 @@ def test_pause_and_resume_update_the_overview_live(page, redis_url, prefix, raw)
         page.get_by_role("button", name="Resume queue").click()
         expect(badge).to_be_hidden(timeout=15000)
         assert not raw.hexists(f"{prefix}:q:meta", "paused")
+
+
+def test_worker_count_sees_a_running_node_worker(page, node, redis_url, prefix):
+    node.call("add", queue="slow", prefix=prefix, name="nap", data={"__sleepMs": 4000})
+    worker = threading.Thread(
+        target=node.call,
+        args=("process",),
+        kwargs={"queue": "slow", "prefix": prefix, "count": 1, "timeoutMs": 15000},
+    )
+    with serve(redis_url, prefix) as server:
+        page.goto(server.base + "/")
+        cell = page.locator("tr", has=page.locator("a", has_text="slow")).locator("td.num").last
+        assert cell.inner_text() == "0"
+        worker.start()
+        try:
+            deadline = time.monotonic() + 10
+            while cell.inner_text() != "1" and time.monotonic() < deadline:
+                time.sleep(0.3)
+                page.reload()
+                cell = page.locator("tr", has=page.locator("a", has_text="slow")).locator("td.num").last
+            assert cell.inner_text() == "1"
+        finally:
+            worker.join()
