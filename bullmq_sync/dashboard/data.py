@@ -258,12 +258,19 @@ def _rows(queue: Queue, ids: list[str]) -> list[Row]:
     return rows
 
 
+MAX_SHOWN = 200_000
+"""Characters of one JSON field shown on a job page (a huge payload must not stall it)."""
+
+
 def pretty(value: Any) -> str:
     """Formatted JSON for the page (text, escaped by the template like everything else)."""
     try:
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+        text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
     except (TypeError, ValueError):
-        return repr(value)
+        text = repr(value)
+    if len(text) > MAX_SHOWN:
+        text = text[:MAX_SHOWN] + f"\n… ({len(text) - MAX_SHOWN:,} more characters not shown)"
+    return text
 
 
 @dataclass

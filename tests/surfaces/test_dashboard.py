@@ -369,3 +369,11 @@ def test_live_streams_are_capped_and_slots_come_back(redis_url, prefix):
         first.close()  # the browser left before the first byte
         assert list(app(dict(environ), lambda status, headers: None))[0].startswith(b"retry: 1000")
         second.close()
+
+
+def test_a_huge_payload_is_cut_on_the_job_page(app, raw, prefix):
+    put_job(raw, prefix, "q", "1")
+    raw.hset(f"{prefix}:q:1", "data", json.dumps({"blob": "x" * 1_000_000}))
+    page = Client(app).get("/job?queue=q&id=1")
+    assert page.status_code == 200 and len(page.text) < 300_000
+    assert "more characters not shown)" in page.text
