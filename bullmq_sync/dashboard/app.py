@@ -84,6 +84,7 @@ class Dashboard:
         sse_lifetime: float = 60.0,
         max_streams: int = 8,
     ) -> None:
+        self._owns_connection = not isinstance(connection, Connection)
         self.connection = Connection.coerce(connection)
         self.prefix = prefix
         self.read_only = read_only
@@ -102,6 +103,11 @@ class Dashboard:
 
     def __repr__(self) -> str:
         return f"<Dashboard prefix={self.prefix!r} on {self.connection!r}>"
+
+    def close(self) -> None:
+        """Close the connection if the dashboard opened it (from a URL). Idempotent."""
+        if self._owns_connection:
+            self.connection.close()
 
     # -- WSGI ------------------------------------------------------------------------------
 
