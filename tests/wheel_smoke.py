@@ -2,7 +2,7 @@
 
     python tests/wheel_smoke.py DIST_DIR
 
-Proves the Lua scripts ship inside the wheel (lua/ is mapped to bullmq_sync.lua) and that the
+Proves the Lua scripts (and the dashboard's templates and static files) ship inside the wheel (lua/ is mapped to bullmq_sync.lua) and that the
 package works from site-packages, away from this source tree.
 """
 
@@ -34,6 +34,17 @@ with Queue("q", connection=sys.argv[1], prefix="wheel") as q:
     Job.from_id(q, "1").retry()
 assert raw.lrange("wheel:q:wait", 0, -1) == ["1"], raw.lrange("wheel:q:wait", 0, -1)
 print("wheel smoke: retried job 1 with", bullmq_sync.__file__)
+
+# The dashboard's templates and static files ship in the wheel (the `dashboard` extra).
+from bullmq_sync.dashboard import Dashboard
+app = Dashboard(sys.argv[1], prefix="wheel")
+for path, needle in (("/", b"q"), ("/static/dashboard.js", b"EventSource"),
+                     ("/static/dashboard.css", b"--accent")):
+    seen = []
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SCRIPT_NAME": ""}
+    body = b"".join(app(env, lambda status, headers: seen.append(status)))
+    assert seen == ["200 OK"] and needle in body, (path, seen)
+print("wheel smoke: dashboard pages and static files served from the wheel")
 """
 
 
@@ -47,7 +58,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as home:
             venv.create(home, with_pip=True)
             python = os.path.join(home, "bin", "python")
-            subprocess.run([python, "-m", "pip", "install", "-q", wheel], check=True)
+            subprocess.run([python, "-m", "pip", "install", "-q", f"{wheel}[dashboard]"], check=True)
             subprocess.run([python, "-c", SCRIPT, server.url], check=True, cwd=home)
     finally:
         server.stop()

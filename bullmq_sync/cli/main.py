@@ -129,7 +129,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--log-level", default="INFO")
     demo.set_defaults(handler=commands.demo)
+
+    dashboard = sub.add_parser(
+        "dashboard",
+        parents=[common],
+        help="serve the web dashboard (embedded Redis unless --url)",
+        description=(
+            "Serve the web dashboard with waitress. Basic auth when "
+            "$BULLMQ_DASHBOARD_AUTH=user:password is set."
+        ),
+    )
+    dashboard.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    dashboard.add_argument("--port", type=_port, default=8700, help="port (default 8700)")
+    dashboard.add_argument("--read-only", action="store_true", help="hide and refuse actions")
+    dashboard.add_argument("--threads", type=_positive, default=16, help=argparse.SUPPRESS)
+    dashboard.set_defaults(handler=_dashboard)
     return parser
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535, got {value}")
+    return value
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from .dashboard import run_dashboard
+
+    return run_dashboard(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,13 +22,18 @@ Settings (``app.config``): ``BULLMQ_URL`` (default ``redis://localhost:6379``),
 ``BULLMQ_PREFIX`` (default ``bull``), ``BULLMQ_MAX_CONNECTIONS`` (default 16: the pool's
 bound, shared by every request thread of the process). ``flask bullmq retry|counts|jobs|show``
 run the ``bullmq-sync`` commands against the app's settings.
+
+The dashboard (``pip install 'bullmq-sync[dashboard]'``) mounts as a blueprint behind an
+auth callable the app provides::
+
+    bullmq.init_dashboard(app, url_prefix="/queues", auth=lambda: current_user.is_admin)
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask, current_app, has_app_context
@@ -37,6 +42,11 @@ from flask.cli import AppGroup
 from ..connection import DEFAULT_URL, Connection
 from ..errors import ConfigurationError
 from ..queue import Queue
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+    from ..dashboard import Dashboard
 
 EXTENSION_KEY = "bullmq"
 DEFAULT_PREFIX = "bull"
@@ -145,6 +155,33 @@ class BullMQ:
         """The current app's ``Queue`` called ``name`` (one object per name, cached)."""
         return self._state().queue(name)
 
+    def init_dashboard(
+        self,
+        app: Flask,
+        *,
+        auth: Callable[[], bool],
+        url_prefix: str = "/queues",
+        read_only: bool = False,
+        queues: Iterable[str] | Callable[[str], bool] | None = None,
+        name: str = "bullmq_dashboard",
+    ) -> Dashboard:
+        """Register the dashboard blueprint at ``url_prefix``; every request (pages, live
+        events, actions) first calls ``auth()`` inside the request context and gets 403 unless
+        it returns True. CSRF tokens are signed with ``app.secret_key`` when it is set."""
+        from ..dashboard import Dashboard
+
+        if not callable(auth):
+            raise ConfigurationError("init_dashboard needs auth=callable returning True/False")
+        state = app.extensions.get(EXTENSION_KEY)
+        if not isinstance(state, BullMQState):
+            raise ConfigurationError("call bullmq.init_app(app) before bullmq.init_dashboard(app)")
+        secret = app.secret_key if isinstance(app.secret_key, (str, bytes)) else None
+        dashboard = Dashboard(
+            state.connection, state.prefix, read_only=read_only, queues=queues, secret=secret
+        )
+        app.register_blueprint(_dashboard_blueprint(dashboard, auth, name), url_prefix=url_prefix)
+        return dashboard
+
 
 def _forward(command: str, args: Sequence[str]) -> None:
     from ..cli import main
@@ -176,3 +213,29 @@ def _command_group() -> AppGroup:
             click.argument("args", nargs=-1, type=click.UNPROCESSED)(forward)
         )
     return group
+
+
+def _dashboard_blueprint(dashboard: Dashboard, auth: Callable[[], bool], name: str) -> Blueprint:
+    from flask import Blueprint, Response, abort, request
+
+    blueprint = Blueprint(name, __name__)
+
+    @blueprint.route("/", defaults={"rest": ""}, methods=["GET", "HEAD", "POST"])
+    @blueprint.route("/<path:rest>", methods=["GET", "HEAD", "POST"])
+    def dashboard_view(rest: str) -> Response:
+        if auth() is not True:
+            abort(403)
+        environ = dict(request.environ)
+        mount = request.script_root + (blueprint_prefix(request.path, rest))
+        environ["SCRIPT_NAME"] = mount
+        environ["PATH_INFO"] = "/" + rest
+        return Response.from_app(dashboard, environ)  # type: ignore[return-value]
+
+    return blueprint
+
+
+def blueprint_prefix(path: str, rest: str) -> str:
+    """The mount point: the request path without the part below the dashboard."""
+    tail = "/" + rest if rest else "/"
+    base = path[: len(path) - len(tail)] if path.endswith(tail) else path.rstrip("/")
+    return base.rstrip("/")

@@ -168,3 +168,78 @@ def test_telemetry_example(localhost, capsys):
     localhost(block("telemetry.inject()"))
     metadata, result = capsys.readouterr().out.splitlines()
     assert metadata.startswith('{"traceparent":"00-') and result == "{'charged': 7}"
+
+
+# -- Dashboard ------------------------------------------------------------------------------
+
+
+def test_dashboard_flask_example(localhost):
+    pytest.importorskip("jinja2")
+    put_job(localhost.raw, "bull", "emails", "1")
+    ns = localhost(block("bullmq.init_dashboard(app"))
+    client = ns["app"].test_client()
+    assert client.get("/queues/").status_code == 403
+    with client.session_transaction() as session:
+        session["role"] = "admin"
+    page = client.get("/queues/queue?name=emails&state=failed")
+    assert page.status_code == 200 and 'href="/queues/job?queue=emails&amp;id=1"' in page.text
+
+
+def test_dashboard_wsgi_example(localhost):
+    pytest.importorskip("jinja2")
+    from werkzeug.test import Client
+
+    for name in ("emails", "billing-eu", "secret"):
+        put_job(localhost.raw, "bull", name, "1")
+        localhost.raw.set(f"bull:{name}:id", 1)
+    ns = localhost(block("app = Dashboard("))
+    overview = Client(ns["app"]).get("/")
+    assert overview.status_code == 200
+    assert "billing-eu" in overview.text and "secret" not in overview.text
+    assert "csrf_token" not in Client(ns["app"]).get("/job?queue=emails&id=1").text  # read-only
+
+
+DJANGO_README = r"""
+import sys
+import django
+from django.conf import settings
+settings.configure(
+    SECRET_KEY="readme", ALLOWED_HOSTS=["testserver"], ROOT_URLCONF="readme_urls",
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes",
+                    "django.contrib.sessions", "bullmq_sync.contrib.django"],
+    MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
+                "django.middleware.csrf.CsrfViewMiddleware",
+                "django.contrib.auth.middleware.AuthenticationMiddleware"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    BULLMQ={"URL": sys.argv[1]},
+)
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth.models import User
+from django.test import Client
+client = Client(enforce_csrf_checks=True)
+assert client.get("/queues/").status_code == 302
+client.force_login(User.objects.create_user("ops", is_staff=True))
+page = client.get("/queues/queue", {"name": "emails", "state": "failed"})
+assert page.status_code == 200 and b"csrfmiddlewaretoken" in page.content, page.status_code
+print("ok")
+"""
+
+
+def test_dashboard_django_urls_example(localhost, tmp_path):
+    pytest.importorskip("django")
+    pytest.importorskip("jinja2")
+    import os
+    import subprocess
+    import sys
+
+    put_job(localhost.raw, "bull", "emails", "1")
+    (tmp_path / "readme_urls.py").write_text(block('include("bullmq_sync.contrib.django.dashboard_urls")'))
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    done = subprocess.run(
+        [sys.executable, "-c", DJANGO_README, localhost.url],
+        capture_output=True, text=True, env=env, cwd=root, timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -18,7 +18,8 @@ from ...connection import DEFAULT_URL, Connection
 from ...errors import InvalidArgument
 from ...queue import Queue
 
-_KEYS = frozenset({"URL", "PREFIX", "MAX_CONNECTIONS"})
+_KEYS = frozenset({"URL", "PREFIX", "MAX_CONNECTIONS", "DASHBOARD"})
+"""``DASHBOARD`` (a dict) is read by ``dashboard_views``."""
 
 
 @dataclass(frozen=True)
