@@ -20,6 +20,7 @@ from . import log
 from .errors import BullMQSyncError
 
 if TYPE_CHECKING:
+    from .connection import Connection
     from .keys import QueueKeys
     from .queue import Queue
 
@@ -64,11 +65,7 @@ def parse_client_list(
     """Entries of one ``CLIENT LIST`` reply whose name ``matches``; each a dict of its
     ``key=value`` fields, ``name`` the queue's name and ``rawname`` the connection's."""
     workers: list[dict[str, str]] = []
-    for line in text.splitlines():
-        fields: dict[str, str] = {}
-        for pair in line.split(" "):
-            key, _, value = pair.partition("=")
-            fields[key] = value
+    for fields in _entries(text):
         name = fields.get("name")
         if name and matches(name):
             fields["name"] = queue_name
@@ -77,12 +74,40 @@ def parse_client_list(
     return workers
 
 
+def is_worker_of(keys: QueueKeys) -> Callable[[str], bool]:
+    """Whether a connection name is one of the queue's workers (named or not)."""
+    base = client_name(keys)
+    named = base + WORKER_NAME_SEPARATOR
+    return lambda name: name == base or name.startswith(named)
+
+
+def _entries(text: str) -> list[dict[str, str]]:
+    """The ``key=value`` fields of each line of a ``CLIENT LIST`` reply."""
+    return [
+        dict(pair.partition("=")[::2] for pair in line.split(" ")) for line in text.splitlines()
+    ]
+
+
 def get_workers(queue: Queue) -> list[dict[str, str]]:
     """BullMQ's ``getWorkers``: one dict per worker connection (on a cluster: the node with
     the most)."""
-    base = client_name(queue.keys)
-    prefix = base + WORKER_NAME_SEPARATOR
-    return _clients(queue, lambda name: name == base or name.startswith(prefix))
+    return _clients(queue, is_worker_of(queue.keys))
+
+
+def count_workers(connection: Connection, queues: list[QueueKeys]) -> dict[str, int]:
+    """Workers per queue from one ``CLIENT LIST`` per node (a dashboard's overview), counted
+    as ``get_workers`` counts them."""
+    names = [
+        [fields.get("name", "") for fields in _entries(reply)]
+        for reply in connection.client_lists()
+    ]
+    counts: dict[str, int] = {}
+    for keys in queues:
+        matches = is_worker_of(keys)
+        counts[keys.name] = max(
+            (sum(1 for name in node if name and matches(name)) for node in names), default=0
+        )
+    return counts
 
 
 def get_queue_events(queue: Queue) -> list[dict[str, str]]:

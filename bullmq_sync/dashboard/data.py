@@ -6,7 +6,6 @@ shown) plus one HMGET per row, so its cost does not depend on how many jobs the 
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BullMQSyncError
 from ..keys import split_job_key
+from ..workers_list import count_workers
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -104,32 +104,13 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def client_name(prefix: str, queue: str) -> str:
-    """BullMQ's CLIENT SETNAME for a queue: ``<prefix>:<base64(queue name)>``."""
-    return f"{prefix}:{base64.b64encode(queue.encode('utf-8')).decode('ascii')}"
-
-
-def worker_counts(connection: Connection, prefix: str, queues: list[str]) -> dict[str, int]:
-    """Workers per queue from one CLIENT LIST, matched on the names BullMQ's workers set
-    (``<prefix>:<base64 name>`` or ``...:w:<worker name>``), as Node's ``getWorkers``."""
+def worker_counts(connection: Connection, queues: list[Queue]) -> dict[str, int]:
+    """Workers per queue (``get_workers``' count) from one CLIENT LIST; none where the
+    server refuses CLIENT LIST (some managed Redis), rather than failing the page."""
     try:
-        listing = str(connection.execute("CLIENT", "LIST"))
-    except BullMQSyncError:  # managed Redis without CLIENT LIST: show no count rather than fail
+        return count_workers(connection, [queue.keys for queue in queues])
+    except BullMQSyncError:
         return {}
-    names: dict[str, int] = {}
-    for line in listing.splitlines():
-        for part in line.split(" "):
-            if part.startswith("name="):
-                value = part[5:]
-                if value:
-                    names[value] = names.get(value, 0) + 1
-                break
-    counts: dict[str, int] = {}
-    for queue in queues:
-        base = client_name(prefix, queue)
-        named = base + ":w:"
-        counts[queue] = sum(n for v, n in names.items() if v == base or v.startswith(named))
-    return counts
 
 
 class QueueDirectory:
@@ -196,7 +177,7 @@ def overview(connection: Connection, queues: list[Queue], prefix: str) -> list[Q
     for queue in queues:
         commands.extend(count_commands(queue))
     replies = connection.pipeline(commands) if commands else []
-    workers = worker_counts(connection, prefix, [q.name for q in queues]) if queues else {}
+    workers = worker_counts(connection, queues) if queues else {}
     width = len(commands) // len(queues) if queues else 0
     out = []
     for index, queue in enumerate(queues):

@@ -92,6 +92,33 @@ def test_worker_blocking_socket_is_named_as_bullmq_names_it(
         wait_for(lambda: queue.get_workers_count() == 0)
 
 
+def test_count_workers_counts_many_queues_from_one_listing(redis_url: str, prefix: str) -> None:
+    """The dashboard's overview: workers per queue as get_workers counts them, one CLIENT LIST."""
+    from bullmq_sync.workers_list import count_workers
+
+    with (
+        Queue("a", connection=redis_url, prefix=prefix) as a,
+        Queue("b", connection=redis_url, prefix=prefix) as b,
+        Queue("c", connection=redis_url, prefix=prefix) as c,
+    ):
+        workers = [
+            Worker("a", lambda job: None, connection=redis_url, prefix=prefix, autorun=True),
+            Worker(
+                "a", lambda job: None, connection=redis_url, prefix=prefix, name="x", autorun=True
+            ),
+            Worker(
+                "b", lambda job: None, connection=redis_url, prefix=prefix, name="y", autorun=True
+            ),
+        ]
+        try:
+            wait_for(lambda: a.get_workers_count() == 2 and b.get_workers_count() == 1)
+            counts = count_workers(a.connection, [a.keys, b.keys, c.keys])
+            assert counts == {"a": 2, "b": 1, "c": 0}
+        finally:
+            for worker in workers:
+                worker.close()
+
+
 def test_a_queue_and_a_shared_connection_stay_unnamed(
     redis_url: str, prefix: str, raw: Any
 ) -> None:
@@ -101,9 +128,10 @@ def test_a_queue_and_a_shared_connection_stay_unnamed(
         b = Queue("b", connection=shared, prefix=prefix)
         a.add("x", {})
         b.add("x", {})
-        with Worker("a", lambda job: None, connection=shared, prefix=prefix), QueueEvents(
-            "a", connection=shared, prefix=prefix
-        ) as events:
+        with (
+            Worker("a", lambda job: None, connection=shared, prefix=prefix),
+            QueueEvents("a", connection=shared, prefix=prefix) as events,
+        ):
             events.start()
             wait_for(lambda: a.get_workers_count() == 1)
             assert b.get_workers() == []
@@ -134,7 +162,13 @@ def test_parse_client_list_matches_only_this_queue() -> None:
 
 def test_javascript_spelling_of_label_values() -> None:
     assert [js_string(v) for v in (True, None, 2.0, 1.5, 7, "x", [1, None])] == [
-        "true", "null", "2", "1.5", "7", "x", "1,",
+        "true",
+        "null",
+        "2",
+        "1.5",
+        "7",
+        "x",
+        "1,",
     ]
     assert escape_label_value('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
 
@@ -152,11 +186,13 @@ def test_a_name_redis_would_refuse_leaves_the_connection_unnamed(
     redis_url: str, prefix: str
 ) -> None:
     """Redis refuses client names with spaces; the worker must still work (unnamed)."""
-    with Queue("q", connection=redis_url, prefix=prefix) as queue, QueueEvents(
-        "q", connection=redis_url, prefix=prefix
-    ) as events:
-        worker = Worker("q", lambda job: "ok", connection=redis_url, prefix=prefix,
-                        name="has space")
+    with (
+        Queue("q", connection=redis_url, prefix=prefix) as queue,
+        QueueEvents("q", connection=redis_url, prefix=prefix) as events,
+    ):
+        worker = Worker(
+            "q", lambda job: "ok", connection=redis_url, prefix=prefix, name="has space"
+        )
         errors: list[BaseException] = []
         worker.on("error", errors.append)
         with worker:
