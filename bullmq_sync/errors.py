@@ -281,15 +281,39 @@ def is_readonly(exc: BaseException) -> bool:
     )
 
 
-def map_redis_error(exc: BaseException, *, attempts: int, ambiguous: bool) -> BullMQSyncError:
-    """Turn a redis-py failure that ended a call into the public error to raise from it."""
+_PASSWORD_MISSING = ("NOAUTH", "HELLO must be called", "Authentication required")
+
+
+def map_redis_error(
+    exc: BaseException,
+    *,
+    attempts: int,
+    ambiguous: bool,
+    where: str = "",
+    elapsed: float = 0.0,
+    password_given: bool | None = None,
+) -> BullMQSyncError:
+    """Turn a redis-py failure that ended a call into the public error to raise from it.
+
+    ``where`` (a redacted URL) says which server; ``elapsed`` is the time spent retrying.
+    """
     if isinstance(exc, BullMQSyncError):
         return exc
-    if isinstance(exc, redis.exceptions.AuthenticationError):
-        return ConfigurationError(f"Redis refused the credentials: {exc}")
+    at = f" at {where}" if where else ""
+    if isinstance(exc, redis.exceptions.AuthenticationError) or (
+        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("NOAUTH")
+    ):
+        if password_given is False and any(text in str(exc) for text in _PASSWORD_MISSING):
+            return ConfigurationError(
+                f"the Redis server{at} requires a password and none was given "
+                "(redis://:PASSWORD@host:port, or redis://USER:PASSWORD@host:port with ACLs)"
+            )
+        return ConfigurationError(f"the Redis server{at} refused the credentials given: {exc}")
     if is_transient(exc):
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        took = f" in {elapsed:.1f} s" if attempts > 1 else ""
         return RedisUnavailable(
-            f"Redis unavailable after {attempts} attempt(s): {exc}",
+            f"could not reach Redis{at} ({tries}{took}): {exc}",
             attempts=attempts,
             ambiguous=ambiguous,
         )

@@ -403,7 +403,8 @@ class Job:
         from .errors import BullMQSyncError
 
         try:
-            state: str | None = str(self.get_state())
+            with self.queue.connection.short_budget():
+                state: str | None = str(self.get_state())
         except BullMQSyncError:
             state = None
         return display.job_html(self, state)

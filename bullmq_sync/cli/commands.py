@@ -12,15 +12,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..connection import Connection
+from ..connection import INTERACTIVE_RETRY_BUDGET, Connection
 from ..errors import BullMQSyncError, JobError, JobNotInState
 from ..events import QueueEvent, QueueEvents
 from ..job import Job
 from ..queue import Queue
 from .output import ProgressBar, age, dumps, one_line, table
 
-CLI_RETRY_BUDGET = 3.0
-"""Seconds the short-lived commands keep retrying an unreachable Redis before giving up."""
+CLI_RETRY_BUDGET = INTERACTIVE_RETRY_BUDGET
+"""Seconds the short-lived commands keep retrying an unreachable Redis before giving up
+(also their connect timeout)."""
 
 RETRY_BATCH = 1000
 """Jobs moved per Redis call by ``retry --all`` (BullMQ's own batch size)."""

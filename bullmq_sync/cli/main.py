@@ -1,6 +1,7 @@
 """Argument parsing and the exit-code contract of ``bullmq-sync``.
 
-Exit codes: 0 success, 1 an error (printed to stderr, no traceback), 2 a usage error,
+Exit codes: 0 success, 1 an error (printed to stderr, no traceback), 2 a usage error or a
+setting that cannot work (a bad URL, a missing password, a refused argument),
 130 Ctrl-C. A closed pipe (``bullmq-sync jobs q | head``) ends quietly with 0.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..connection import DEFAULT_URL
-from ..errors import BullMQSyncError
+from ..errors import BullMQSyncError, ConfigurationError, InvalidArgument
 from . import commands as commands
 from .output import parse_time
 
@@ -157,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         return 130
+    except (ConfigurationError, InvalidArgument) as exc:  # a bad URL, password, argument...
+        sys.stderr.write(f"bullmq-sync {args.command}: error: {exc}\n")
+        return 2
     except BullMQSyncError as exc:
         sys.stderr.write(f"bullmq-sync: error: {exc}\n")
         return 1

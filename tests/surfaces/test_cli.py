@@ -235,7 +235,8 @@ def test_unreachable_redis_is_an_error_not_a_traceback():
     started = time.monotonic()
     result = run("--url", f"redis://127.0.0.1:{port}", "counts", "q")
     assert result.returncode == 1
-    assert result.stderr.startswith("bullmq-sync: error: Redis unavailable")
+    assert result.stderr.startswith(f"bullmq-sync: error: could not reach Redis at redis://127.0.0.1:{port} (")
+    assert "Connection refused" in result.stderr and len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert time.monotonic() - started < 20
 
