@@ -662,6 +662,11 @@ class Connection:
         def stop(state: RetryCallState) -> bool:
             return attempts >= self._retry_max_attempts or time.monotonic() >= deadline
 
+        def before_sleep(state: RetryCallState) -> None:
+            if attempts > 1:  # the first failure was logged as the warning above
+                error = state.outcome.exception() if state.outcome is not None else None
+                log.redis_retry_attempt(attempt=attempts, error=error)
+
         replayed = False
 
         def again() -> T:
@@ -677,10 +682,7 @@ class Connection:
             retry=retry_if_exception(is_transient),
             stop=stop,
             wait=wait,
-            before_sleep=lambda s: attempts > 1
-            and log.redis_retry_attempt(
-                attempt=attempts, error=s.outcome.exception() if s.outcome else None
-            ),
+            before_sleep=before_sleep,
             reraise=True,
         )
         try:
