@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import log
-from .errors import InvalidArgument, job_error
+from .errors import InvalidArgument, job_error, refusal_code
 from .keys import validate_job_id
 from .options import decode_stored_opts
 from .states import FINISHED_STATES, JobState
@@ -212,12 +212,13 @@ class Job:
                 reset_attempts_started=flags["reset_attempts_started"],
             ),
         )
-        if isinstance(reply, int):
+        code = refusal_code(reply)
+        if code is not None:
             error = job_error(
                 reply, queue=queue.name, job_id=self.id, command="reprocessJob", state=from_state
             )
             log.refused(
-                "job.retry_refused", queue=queue.name, job_id=self.id, code=reply, error=str(error)
+                "job.retry_refused", queue=queue.name, job_id=self.id, code=code, error=str(error)
             )
             raise error
 

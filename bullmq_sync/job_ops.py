@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import log
-from .errors import InvalidArgument, job_error
+from .errors import InvalidArgument, job_error, refusal_code
 from .job import OUTCOME_TTL_MS
 from .options import PRIORITY_LIMIT
 
@@ -20,8 +20,9 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def _raise(job: Job, code: int, command: str, state: str | None = None) -> None:
-    error = job_error(code, queue=job.queue.name, job_id=job.id, command=command, state=state)
+def _raise(job: Job, reply: int | list[Any], command: str, state: str | None = None) -> None:
+    code = refusal_code(reply) or 0
+    error = job_error(reply, queue=job.queue.name, job_id=job.id, command=command, state=state)
     log.refused(
         f"job.{command}_refused", queue=job.queue.name, job_id=job.id, code=code, error=str(error)
     )
@@ -59,7 +60,7 @@ def _reschedule(job: Job, what: str, value: int, lifo: bool, command: str, state
         ),
         (job.id, what, value, "1" if lifo else "0", _now(), OUTCOME_TTL_MS),
     )
-    if isinstance(reply, int):
+    if refusal_code(reply) is not None:
         _raise(job, reply, command, state)
     return len(reply) > 1
 

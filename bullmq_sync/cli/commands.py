@@ -95,8 +95,9 @@ def _retry_ids(queue: Queue, args: argparse.Namespace) -> int:
                 reset_attempts_made=args.reset_attempts_made,
                 reset_attempts_started=args.reset_attempts_started,
             )
-        except JobNotInState:
-            err(f"job {job_id}: skipped, it is not {args.state}")
+        except JobNotInState as exc:
+            where = exc.actual_state or "in another state"
+            err(f"job {job_id}: skipped, it is {where}, not {args.state}")
             skipped += 1
         except JobError as exc:
             err(f"job {job_id}: {exc}")

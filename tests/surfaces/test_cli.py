@@ -127,7 +127,7 @@ def test_retry_ids_reports_moved_skipped_errors(g, raw, prefix, capsys):
     assert main([*g, "retry", "q", "1", "2", "3", "404"]) == 1
     captured = capsys.readouterr()
     assert captured.out.strip() == "moved 2, skipped 1, errors 1"
-    assert "job 3: skipped, it is not failed" in captured.err
+    assert "job 3: skipped, it is completed, not failed" in captured.err
     assert "job 404: not found" in captured.err
     assert raw.zrange(f"{prefix}:q:failed", 0, -1) == []
     assert sorted(raw.lrange(f"{prefix}:q:wait", 0, -1)) == ["1", "2"]
