@@ -49,6 +49,7 @@ from .connection import (
     check_url,
     dedicated_client,
     redact_url,
+    unencodable,
 )
 from .errors import ConfigurationError, ScriptFailed, is_noscript, is_readonly
 from .keys import QueueKeys
@@ -386,6 +387,8 @@ class ClusterConnection(Connection):
                 connection.disconnect()
                 self._refresh()
                 raise
+            except UnicodeEncodeError as exc:  # refused while packing: nothing was sent
+                raise unencodable(exc) from None
             except BaseException:
                 # A connection that failed mid-command may hold a half-read reply.
                 connection.disconnect()

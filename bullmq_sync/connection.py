@@ -45,6 +45,7 @@ from .errors import (
     BullMQSyncError,
     ClientClosed,
     ConfigurationError,
+    InvalidArgument,
     PoolTimeout,
     ScriptFailed,
     is_noscript,
@@ -572,6 +573,9 @@ class Connection:
             if self._preloaded_pid != _Process.pid:
                 self._preload(connection)
             return work(connection)
+        except UnicodeEncodeError as exc:
+            # Raised while packing the command, before a byte was sent: the socket is clean.
+            raise unencodable(exc) from None
         except BaseException:
             # A connection that failed mid-command may hold a half-read reply.
             connection.disconnect()
@@ -761,6 +765,17 @@ class BlockingReader:
             socket, self._socket = self._socket, None
         if socket is not None:
             socket.disconnect()
+
+
+def unencodable(exc: UnicodeEncodeError) -> InvalidArgument:
+    """The error for a string Redis cannot receive (e.g. a lone surrogate from os.fsdecode)."""
+    text = exc.object if isinstance(exc.object, str) else ""
+    around = text[max(0, exc.start - 20) : exc.end + 20]
+    return InvalidArgument(
+        f"a string cannot be encoded as UTF-8 ({exc.reason}: {text[exc.start : exc.end]!r} "
+        f"in ...{around!r}...); nothing was sent. A file name from os.fsdecode() may hold "
+        "such characters: decode the bytes with errors='replace' or keep them as bytes"
+    )
 
 
 def _command(connection: Any, args: Sequence[Any]) -> Any:

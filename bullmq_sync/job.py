@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from . import log
 from .errors import InvalidArgument, job_error, refusal_code
 from .keys import validate_job_id
-from .options import decode_stored_opts
+from .options import decode_stored_opts, flag
 from .states import FINISHED_STATES, JobState
 
 if TYPE_CHECKING:
@@ -188,8 +188,8 @@ class Job:
         """
         from_state = _finished_state(state)
         flags = {
-            "reset_attempts_made": reset_attempts_made,
-            "reset_attempts_started": reset_attempts_started,
+            "reset_attempts_made": flag("reset_attempts_made", reset_attempts_made),
+            "reset_attempts_started": flag("reset_attempts_started", reset_attempts_started),
         }
         for name, value in (opts or {}).items():
             if name not in _RETRY_OPTION_NAMES:
@@ -197,7 +197,7 @@ class Job:
                     f"unknown retry option {name!r}; "
                     "expected resetAttemptsMade or resetAttemptsStarted"
                 )
-            flags[_RETRY_OPTION_NAMES[name]] = bool(value)
+            flags[_RETRY_OPTION_NAMES[name]] = flag(name, value)
 
         queue = self.queue
         started = time.perf_counter()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from . import log
 from .errors import InvalidArgument, job_error, refusal_code
 from .job import OUTCOME_TTL_MS
-from .options import PRIORITY_LIMIT
+from .options import PRIORITY_LIMIT, flag
 
 if TYPE_CHECKING:
     from .job import Job
@@ -99,7 +99,7 @@ def change_delay(job: Job, delay: int) -> None:
 def change_priority(job: Job, priority: int = 0, lifo: bool = False) -> None:
     """Give a job a new priority; a waiting one is re-queued (BullMQ ``Job.changePriority``)."""
     priority = _whole("priority", priority, PRIORITY_LIMIT)
-    replayed = _reschedule(job, "priority", priority, bool(lifo), "changePriority", "")
+    replayed = _reschedule(job, "priority", priority, flag("lifo", lifo), "changePriority", "")
     job.priority = priority
     job.opts["priority"] = priority
     log.transition(
@@ -177,6 +177,7 @@ def add_log(job: Job, row: str, keep_logs: int | None = None) -> int:
 
 def remove(job: Job, remove_children: bool = True) -> bool:
     """Delete the job (and its children); False when it, or a child, is locked by a worker."""
+    flag("remove_children", remove_children)
     queue = job.queue
     keys = queue.keys
     reply = queue.connection.run_script(

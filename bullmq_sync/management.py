@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from . import log
 from .errors import InvalidArgument, QueueHasActiveJobs
 from .job import OUTCOME_TTL_MS
+from .options import flag
 from .states import JobState
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ def _purge(queue: Queue, args: tuple[object, ...]) -> object:
 
 def drain(queue: Queue, delayed: bool = False) -> int:
     """Delete every waiting and prioritized job (and delayed ones if asked); no events."""
+    flag("delayed", delayed)
     reply = _purge(queue, ("drain", "1" if delayed else "0"))
     assert isinstance(reply, int)
     count = reply
@@ -187,6 +189,7 @@ def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH)
     """Pause, then delete the whole queue in bounded steps; refuses with active jobs unless
     ``force``."""
     batch = _positive("count", count)
+    flag("force", force)
     keys = queue.keys
     if not force and int(queue.connection.execute("LLEN", keys.active)):
         raise QueueHasActiveJobs(_ACTIVE_JOBS.format(queue=queue.name))
