@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..connection import DEFAULT_URL
+from ..connection import DEFAULT_URL, default_url
 from ..errors import BullMQSyncError, ConfigurationError, InvalidArgument
 from . import commands as commands
 from .output import parse_time
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     args.url_given = hasattr(args, "url") or bool(os.environ.get("REDIS_URL"))
     if not hasattr(args, "url"):
-        args.url = os.environ.get("REDIS_URL") or DEFAULT_URL
+        args.url = default_url()
     if not hasattr(args, "prefix"):
         args.prefix = "bull"
     try:

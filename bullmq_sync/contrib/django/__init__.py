@@ -3,7 +3,7 @@
 Settings: one dict, all keys optional::
 
     BULLMQ = {
-        "URL": "redis://localhost:6379",   # the default
+        "URL": "redis://localhost:6379",   # default: $REDIS_URL, else this
         "PREFIX": "bull",                  # the default
         "MAX_CONNECTIONS": 16,             # the default: pool bound per process
     }

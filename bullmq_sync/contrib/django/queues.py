@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 from django.core.signals import setting_changed  # type: ignore[import-untyped]
 from django.db import DEFAULT_DB_ALIAS, transaction  # type: ignore[import-untyped]
 
-from ...connection import DEFAULT_URL, Connection
+from ...connection import DEFAULT_URL, Connection, default_url
 from ...errors import InvalidArgument
 from ...queue import Queue
 
@@ -40,7 +40,7 @@ def read_settings() -> BullMQSettings:
         raise ImproperlyConfigured(
             f"unknown settings.BULLMQ key(s) {sorted(unknown)}; expected {sorted(_KEYS)}"
         )
-    url = raw.get("URL", DEFAULT_URL)
+    url = raw.get("URL") or default_url()
     prefix = raw.get("PREFIX", "bull")
     max_connections = raw.get("MAX_CONNECTIONS", 16)
     if not isinstance(url, str) or not isinstance(prefix, str) or not prefix:
