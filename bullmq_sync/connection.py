@@ -151,6 +151,20 @@ def check_url(url: str) -> None:
         )
 
 
+def check_any_url(url: str) -> None:
+    """``check_url`` for every URL ``Connection`` accepts (cluster and Sentinel too), offline."""
+    if url.startswith(SENTINEL_SCHEMES):
+        SentinelTarget.from_url(url)
+    elif url.startswith(("redis+cluster://", "rediss+cluster://")):
+        try:
+            plain = urlunsplit(urlsplit(url)._replace(scheme=url.split("+", 1)[0]))
+        except ValueError as exc:
+            raise ConfigurationError(f"bad Redis Cluster URL: {exc}") from None
+        check_url(plain)
+    else:
+        check_url(url)
+
+
 class _Waiter:
     __slots__ = ("connection", "ready")
 
