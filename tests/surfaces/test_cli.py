@@ -376,6 +376,9 @@ def test_demo_on_an_embedded_redis(tmp_path):
     for event in ("job.added", "job.failed", "job.retried", "job.completed"):
         assert event in result.stderr
     assert "stopped the embedded redis-server" in out
+    lines = (out + result.stderr).splitlines()
+    assert max(len(line) for line in lines) <= 80  # fits a terminal
+    assert not [line for line in lines if "=None" in line or "replayed=False" in line]
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(url.group(2))), timeout=1).close()
 
