@@ -43,6 +43,13 @@ def err(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
+def check_reachable(connection: Connection) -> None:
+    """One PING within the interactive budget, so a long-running command that cannot reach
+    Redis says where and why in seconds (it keeps the full budget once running)."""
+    with connection.short_budget():
+        connection.execute("PING")
+
+
 @contextmanager
 def open_queue(args: argparse.Namespace) -> Iterator[Queue]:
     """The queue named on the command line, on a connection closed afterwards."""
@@ -385,6 +392,7 @@ def worker(args: argparse.Namespace) -> int:
     configure_console_logging(args.log_level)
     connection = Connection(args.url)
     try:
+        check_reachable(connection)
         runner = Worker(
             args.queue,
             processor,

@@ -20,7 +20,7 @@ from ..errors import BullMQSyncError
 from ..events import QueueEvent, QueueEvents
 from ..job import Job
 from ..queue import Queue
-from .commands import configure_console_logging
+from .commands import check_reachable, configure_console_logging
 from .embedded import EmbeddedRedis
 from .output import one_line
 
@@ -73,6 +73,7 @@ def run_demo(args: argparse.Namespace) -> int:
             stack.callback(say, "stopped the embedded redis-server")
         connection = Connection(url)
         stack.callback(connection.close)
+        check_reachable(connection)
         name = f"demo-{os.urandom(3).hex()}"
         queue = Queue(name, connection=connection, prefix=args.prefix)
         stack.callback(queue.close)

@@ -77,3 +77,30 @@ def test_wrong_password_is_refused_credentials(password_redis):
     good = Connection(password_redis.url.replace("redis://", "redis://:s3cret@"))
     assert good.execute("PING") == "PONG"
     good.close()
+
+
+def test_demo_with_an_unreachable_url_warns_once_and_agrees_on_the_numbers():
+    import re
+    import time
+
+    from redis_server import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "bullmq_sync", "--url", url, "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 10
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert sum("redis.retry " in line for line in lines) == 1  # one warning, not one per attempt
+    [summary] = [line for line in lines if "redis.gave_up" in line]
+    attempts = int(re.search(r"attempts=(\d+)", summary).group(1))
+    assert re.fullmatch(
+        rf"bullmq-sync: error: could not reach Redis at {re.escape(url)} \({attempts} attempts "
+        r"in 2\.\d s\): Error 111 connecting to .*Connection refused\.",
+        lines[-1],
+    ), lines[-1]
