@@ -784,11 +784,11 @@ class BlockingReader:
 def unencodable(exc: UnicodeEncodeError) -> InvalidArgument:
     """The error for a string Redis cannot receive (e.g. a lone surrogate from os.fsdecode)."""
     text = exc.object if isinstance(exc.object, str) else ""
-    around = text[max(0, exc.start - 20) : exc.end + 20]
+    # Only the offending character and its position: the string may be job data.
     return InvalidArgument(
-        f"a string cannot be encoded as UTF-8 ({exc.reason}: {text[exc.start : exc.end]!r} "
-        f"in ...{around!r}...); nothing was sent. A file name from os.fsdecode() may hold "
-        "such characters: decode the bytes with errors='replace' or keep them as bytes"
+        f"a string cannot be encoded as UTF-8 ({text[exc.start : exc.end]!r} at position "
+        f"{exc.start}: {exc.reason}); nothing was sent. A file name from os.fsdecode() may "
+        "hold such characters: decode the bytes with errors='replace' or keep them as bytes"
     )
 
 
