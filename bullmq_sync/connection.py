@@ -165,6 +165,25 @@ def check_any_url(url: str) -> None:
         check_url(url)
 
 
+_INTERACTIVE = threading.local()
+"""``connect_timeout``: the cap on a new socket's connect timeout in this thread, set by
+``Connection.short_budget()`` (None outside)."""
+
+
+def _connect(connection: Any) -> None:
+    """``connection.connect()``, within this thread's interactive connect cap if any."""
+    cap = getattr(_INTERACTIVE, "connect_timeout", None)
+    usual = connection.socket_connect_timeout
+    if cap is None or (usual is not None and usual <= cap):
+        connection.connect()
+        return
+    connection.socket_connect_timeout = cap
+    try:
+        connection.connect()
+    finally:
+        connection.socket_connect_timeout = usual
+
+
 class _Waiter:
     __slots__ = ("connection", "ready")
 
@@ -214,7 +233,7 @@ class FairConnectionPool(redis.ConnectionPool):
             connection = self._wait(waiter)
         if connection._sock is None:
             try:
-                connection.connect()
+                _connect(connection)
             except BaseException:
                 self.release(connection)
                 raise
@@ -624,16 +643,22 @@ class Connection:
         """Within this block, calls made by this thread give up after ``seconds`` of failures.
 
         For interactive views (a notebook's ``_repr_html_``) that must answer quickly when
-        Redis is down; other threads keep the connection's ``retry_budget``.
+        Redis is down; other threads keep the connection's ``retry_budget``. The budget counts
+        from the start of each call, and a new socket's connect timeout is capped to it, so a
+        call gives up after about ``seconds`` even on a host that does not answer.
         """
         previous = getattr(self._budget_override, "seconds", None)
+        previous_connect = getattr(_INTERACTIVE, "connect_timeout", None)
         self._budget_override.seconds = min(seconds, self.retry_budget)
+        _INTERACTIVE.connect_timeout = seconds
         try:
             yield
         finally:
             self._budget_override.seconds = previous
+            _INTERACTIVE.connect_timeout = previous_connect
 
     def _with_retry(self, call: Callable[[], T]) -> T:
+        begun = time.monotonic()
         try:
             return call()
         except BullMQSyncError:
@@ -642,7 +667,7 @@ class Connection:
             if not is_transient(exc):
                 raise self._map_error(exc, attempts=1, elapsed=0.0, ambiguous=False) from exc
             first = exc
-        return self._retry_after(call, first)
+        return self._retry_after(call, first, begun)
 
     def _map_error(
         self, exc: BaseException, *, attempts: int, elapsed: float, ambiguous: bool
@@ -658,18 +683,20 @@ class Connection:
             else None,
         )
 
-    def _retry_after(self, call: Callable[[], T], first: BaseException) -> T:
+    def _retry_after(self, call: Callable[[], T], first: BaseException, begun: float) -> T:
         """Retry ``call`` after its first attempt failed with ``first`` (a transient error).
 
         The budget is counted from that first failure: attempts are repeated with exponential
         backoff and jitter, the last one starts when the budget is spent, and no attempt starts
         after it. One warning is logged now and one summary when the call succeeds or gives up.
         """
+        started = time.monotonic()
         budget = getattr(self._budget_override, "seconds", None)
         if budget is None:
             budget = self.retry_budget
-        started = time.monotonic()
-        deadline = started + budget
+            deadline = started + budget
+        else:  # short_budget(): counted from the start of the call
+            deadline = begun + budget
         attempts = 1
         log.redis_retry(attempt=1, error=first, elapsed=0.0, where=self._description, budget=budget)
         backoff = wait_random_exponential(multiplier=0.05, max=1.0)

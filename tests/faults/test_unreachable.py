@@ -130,3 +130,53 @@ def test_short_budget_is_per_thread():
         thread.join()
     assert took["mine"] < 1.0 <= 1.5 <= took["other"]
     connection.close()
+
+
+@pytest.fixture
+def silent_port():
+    """A port whose listen backlog is full: a new connect() hangs, as on a host that drops SYNs."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.settimeout(0.2)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except OSError:
+            pass
+        fillers.append(filler)
+    yield port
+    for filler in fillers:
+        filler.close()
+    listener.close()
+
+
+def test_notebook_view_of_a_host_that_never_answers_is_quick(silent_port):
+    # The usual connect timeout is 5 s; the view caps it with its budget.
+    queue = Queue("q", connection=Connection(f"redis://127.0.0.1:{silent_port}"))
+    started = time.monotonic()
+    html = queue._repr_html_()
+    assert time.monotonic() - started < INTERACTIVE_RETRY_BUDGET + 1.0
+    assert f"could not reach Redis at redis://127.0.0.1:{silent_port}" in html
+    assert "Timeout" in html or "timed out" in html
+    queue.connection.close()
+
+
+def test_the_connect_cap_ends_with_the_block(silent_port):
+    connection = Connection(f"redis://127.0.0.1:{silent_port}", socket_connect_timeout=0.8,
+                            retry_budget=0)
+    with connection.short_budget(0.3):
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable):
+            connection.execute("PING")
+        assert time.monotonic() - started < 0.7
+    started = time.monotonic()
+    with pytest.raises(RedisUnavailable):
+        connection.execute("PING")
+    assert time.monotonic() - started >= 0.7  # its own connect timeout again
+    connection.close()
