@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -45,8 +46,10 @@ from .connection import (
     _command,
     _decode,
     _pipeline,
+    check_url,
     dedicated_client,
     redact_url,
+    unencodable,
 )
 from .errors import ConfigurationError, ScriptFailed, is_noscript, is_readonly
 from .keys import QueueKeys
@@ -137,6 +140,7 @@ class ClusterConnection(Connection):
         self._closed = False
         self._owns_pool = False
         self._preloaded_pid = 0
+        self._budget_override = threading.local()
         self.retry_budget = retry_budget
         self._retry_max_attempts = retry_max_attempts
         self._cluster: Any
@@ -144,12 +148,16 @@ class ClusterConnection(Connection):
             self._cluster = url
             self._description = "borrowed redis.cluster.RedisCluster"
         elif isinstance(url, str):
-            plain = _plain_url(url) if url.startswith(CLUSTER_SCHEMES) else url
+            try:
+                plain = _plain_url(url) if url.startswith(CLUSTER_SCHEMES) else url
+            except ValueError as exc:
+                raise ConfigurationError(f"bad Redis Cluster URL: {exc}") from None
             if not plain.startswith(("redis://", "rediss://")):
                 raise ConfigurationError(
                     f"unsupported Redis Cluster URL {redact_url(url)!r}: use redis+cluster://, "
                     "rediss+cluster://, or redis:// with cluster=True"
                 )
+            check_url(plain)
             try:
                 self._cluster = _CLUSTER_CLASS(
                     url=plain,
@@ -404,6 +412,8 @@ class ClusterConnection(Connection):
                 connection.disconnect()
                 self._refresh()
                 raise
+            except UnicodeEncodeError as exc:  # refused while packing: nothing was sent
+                raise unencodable(exc) from None
             except BaseException:
                 # A connection that failed mid-command may hold a half-read reply.
                 connection.disconnect()

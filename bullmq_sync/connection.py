@@ -22,7 +22,8 @@ import os
 import socket as _socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -36,8 +37,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -46,6 +45,7 @@ from .errors import (
     BullMQSyncError,
     ClientClosed,
     ConfigurationError,
+    InvalidArgument,
     PoolTimeout,
     ScriptFailed,
     is_noscript,
@@ -83,18 +83,105 @@ os.register_at_fork(after_in_child=_Process.refresh)
 _SENTINEL_CLASS: Any = Sentinel
 
 DEFAULT_URL = "redis://localhost:6379"
+"""The Redis used when no URL is given and ``REDIS_URL`` is not set (see ``default_url``)."""
+
+INTERACTIVE_RETRY_BUDGET = 2.0
+"""Seconds an interactive surface (the CLI, a notebook view) keeps retrying an unreachable
+Redis before it says where it could not connect and why."""
+
+
+def default_url() -> str:
+    """The URL used when none is given: ``$REDIS_URL`` if set and not empty, else
+    ``redis://localhost:6379``. The one rule for ``Queue("q")``, ``Connection()``, the CLI,
+    the demo and the integrations' defaults."""
+    return os.environ.get("REDIS_URL") or DEFAULT_URL
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with any password replaced by ``***`` (never raises, even on a bad URL)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+URL_SCHEMES = ("redis://", "rediss://", "unix://")
+"""Schemes of a single server; ``redis+cluster://`` and ``redis+sentinel://`` are handled apart."""
+
+
+def check_url(url: str) -> None:
+    """Raise ``ConfigurationError`` unless ``url`` is a usable single-server Redis URL.
+
+    Checks the scheme, host, port (1-65535) and database number without connecting.
+    """
+    shown = redact_url(url)
+    if not url.startswith(URL_SCHEMES):
+        raise ConfigurationError(
+            f"unsupported Redis URL {shown!r}: use redis://host:port[/db], rediss:// (TLS), "
+            "unix:///path/to/socket, redis+cluster:// or redis+sentinel://"
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"bad Redis URL {shown!r}: {exc}") from None
+    hostport = parts.netloc.rpartition("@")[2]
+    text = hostport.rpartition("]")[2] if hostport.startswith("[") else hostport
+    port_text = text.rpartition(":")[2] if ":" in text else ""
+    if port_text and not port_text.isdigit():
+        raise ConfigurationError(f"bad Redis URL {shown!r}: port {port_text!r} is not a number")
+    port = int(port_text) if port_text else None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ConfigurationError(f"bad Redis URL {shown!r}: unix:// needs a socket path")
+        return
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if any(c.isspace() for c in parts.netloc) or (not host and parts.netloc.rpartition("@")[2]):
+        raise ConfigurationError(f"bad Redis URL {shown!r}: bad host {host!r}")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigurationError(f"bad Redis URL {shown!r}: port {port} is out of range 1-65535")
+    db = parts.path.strip("/")
+    if db and not (db.isdigit() and int(db) < 2**31):
+        raise ConfigurationError(
+            f"bad Redis URL {shown!r}: the database must be a number, got {db!r}"
+        )
+
+
+def check_any_url(url: str) -> None:
+    """``check_url`` for every URL ``Connection`` accepts (cluster and Sentinel too), offline."""
+    if url.startswith(SENTINEL_SCHEMES):
+        SentinelTarget.from_url(url)
+    elif url.startswith(("redis+cluster://", "rediss+cluster://")):
+        try:
+            plain = urlunsplit(urlsplit(url)._replace(scheme=url.split("+", 1)[0]))
+        except ValueError as exc:
+            raise ConfigurationError(f"bad Redis Cluster URL: {exc}") from None
+        check_url(plain)
+    else:
+        check_url(url)
+
+
+_INTERACTIVE = threading.local()
+"""``connect_timeout``: the cap on a new socket's connect timeout in this thread, set by
+``Connection.short_budget()`` (None outside)."""
+
+
+def _connect(connection: Any) -> None:
+    """``connection.connect()``, within this thread's interactive connect cap if any."""
+    cap = getattr(_INTERACTIVE, "connect_timeout", None)
+    usual = connection.socket_connect_timeout
+    if cap is None or (usual is not None and usual <= cap):
+        connection.connect()
+        return
+    connection.socket_connect_timeout = cap
+    try:
+        connection.connect()
+    finally:
+        connection.socket_connect_timeout = usual
 
 
 class _Waiter:
@@ -146,7 +233,7 @@ class FairConnectionPool(redis.ConnectionPool):
             connection = self._wait(waiter)
         if connection._sock is None:
             try:
-                connection.connect()
+                _connect(connection)
             except BaseException:
                 self.release(connection)
                 raise
@@ -205,17 +292,21 @@ class SentinelTarget:
     @classmethod
     def from_url(cls, url: str) -> SentinelTarget:
         """Parse ``redis+sentinel://[[user]:pass@]h1:p1,h2:p2/service[/db][?sentinel_password=]``."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise ConfigurationError(f"bad Sentinel URL: {exc}") from None
         userinfo, _, hosts = parts.netloc.rpartition("@")
         sentinels: list[tuple[str, int]] = []
         for item in hosts.split(","):
             host, _, port = item.strip().rpartition(":")
             try:
-                sentinels.append((host or item.strip(), int(port) if host else 26379))
+                number = int(port) if host else 26379
             except ValueError:
-                raise ConfigurationError(
-                    f"bad sentinel address {item!r} in {redact_url(url)!r}"
-                ) from None
+                number = 0
+            if not 1 <= number <= 65535 or any(c.isspace() for c in host):
+                raise ConfigurationError(f"bad sentinel address {item!r} in {redact_url(url)!r}")
+            sentinels.append((host or item.strip(), number))
         path = [unquote(p) for p in parts.path.split("/") if p]
         if not path or not sentinels or not all(host for host, _ in sentinels):
             raise ConfigurationError(
@@ -230,6 +321,10 @@ class SentinelTarget:
             if colon:
                 redis_kwargs["password"] = unquote(password)
         if len(path) > 1:
+            if not path[1].isdigit():
+                raise ConfigurationError(
+                    f"bad Sentinel URL {redact_url(url)!r}: the database must be a number"
+                )
             redis_kwargs["db"] = int(path[1])
         if parts.scheme.startswith("rediss"):
             redis_kwargs["ssl"] = True
@@ -329,8 +424,9 @@ class Connection:
         self._preloaded_pid = 0
         self.retry_budget = retry_budget
         self._retry_max_attempts = retry_max_attempts
+        self._budget_override = threading.local()
         if url is None:
-            url = DEFAULT_URL
+            url = default_url()
         if isinstance(url, redis.Redis):
             self.pool: redis.ConnectionPool = url.connection_pool
             self._description = "borrowed redis.Redis"
@@ -362,20 +458,21 @@ class Connection:
             where = ",".join(f"{host}:{port}" for host, port in target.sentinels)
             self._description = f"sentinel {target.service_name} via {where}"
         elif isinstance(url, str):
-            if not url.startswith(("redis://", "rediss://", "unix://")):
-                raise ConfigurationError(
-                    f"unsupported Redis URL {redact_url(url)!r}: use redis://, rediss:// (TLS), "
-                    "unix://, redis+cluster:// or redis+sentinel://"
+            check_url(url)
+            try:
+                self.pool = FairConnectionPool.from_url(
+                    url,
+                    max_connections=max_connections,
+                    timeout=pool_timeout,
+                    socket_timeout=socket_timeout,
+                    socket_connect_timeout=socket_connect_timeout,
+                    retry=Retry(NoBackoff(), 0),
+                    **redis_kwargs,
                 )
-            self.pool = FairConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=pool_timeout,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_connect_timeout,
-                retry=Retry(NoBackoff(), 0),
-                **redis_kwargs,
-            )
+                # Builds (never connects) one socket object: unknown URL options fail here.
+                self.pool.connection_class(**self.pool.connection_kwargs)
+            except (ValueError, TypeError) as exc:
+                raise ConfigurationError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
             self._owns_pool = True
             self._description = redact_url(url)
         else:
@@ -531,6 +628,9 @@ class Connection:
             if self._preloaded_pid != _Process.pid:
                 self._preload(connection)
             return work(connection)
+        except UnicodeEncodeError as exc:
+            # Raised while packing the command, before a byte was sent: the socket is clean.
+            raise unencodable(exc) from None
         except BaseException:
             # A connection that failed mid-command may hold a half-read reply.
             connection.disconnect()
@@ -560,49 +660,110 @@ class Connection:
         _command(connection, ("SCRIPT", "LOAD", script.source))
         return _command(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
 
+    @contextmanager
+    def short_budget(self, seconds: float = INTERACTIVE_RETRY_BUDGET) -> Iterator[None]:
+        """Within this block, calls made by this thread give up after ``seconds`` of failures.
+
+        For interactive views (a notebook's ``_repr_html_``) that must answer quickly when
+        Redis is down; other threads keep the connection's ``retry_budget``. The budget counts
+        from the start of each call, and a new socket's connect timeout is capped to it, so a
+        call gives up after about ``seconds`` even on a host that does not answer.
+        """
+        previous = getattr(self._budget_override, "seconds", None)
+        previous_connect = getattr(_INTERACTIVE, "connect_timeout", None)
+        self._budget_override.seconds = min(seconds, self.retry_budget)
+        _INTERACTIVE.connect_timeout = seconds
+        try:
+            yield
+        finally:
+            self._budget_override.seconds = previous
+            _INTERACTIVE.connect_timeout = previous_connect
+
     def _with_retry(self, call: Callable[[], T]) -> T:
+        begun = time.monotonic()
         try:
             return call()
         except BullMQSyncError:
             raise
         except Exception as exc:
             if not is_transient(exc):
-                raise map_redis_error(exc, attempts=1, ambiguous=False) from exc
+                raise self._map_error(exc, attempts=1, elapsed=0.0, ambiguous=False) from exc
             first = exc
-        return self._retry_after(call, first)
+        return self._retry_after(call, first, begun)
 
-    def _retry_after(self, call: Callable[[], T], first: BaseException) -> T:
-        attempts = 1
+    def _map_error(
+        self, exc: BaseException, *, attempts: int, elapsed: float, ambiguous: bool
+    ) -> BullMQSyncError:
+        return map_redis_error(
+            exc,
+            attempts=attempts,
+            ambiguous=ambiguous,
+            where=self._description,
+            elapsed=elapsed,
+            password_given=bool(getattr(self.pool, "connection_kwargs", {}).get("password"))
+            if hasattr(self, "pool")
+            else None,
+        )
+
+    def _retry_after(self, call: Callable[[], T], first: BaseException, begun: float) -> T:
+        """Retry ``call`` after its first attempt failed with ``first`` (a transient error).
+
+        The budget is counted from that first failure: attempts are repeated with exponential
+        backoff and jitter, the last one starts when the budget is spent, and no attempt starts
+        after it. One warning is logged now and one summary when the call succeeds or gives up.
+        """
         started = time.monotonic()
+        budget = getattr(self._budget_override, "seconds", None)
+        if budget is None:
+            budget = self.retry_budget
+            deadline = started + budget
+        else:  # short_budget(): counted from the start of the call
+            deadline = begun + budget
+        attempts = 1
+        log.redis_retry(attempt=1, error=first, elapsed=0.0, where=self._description, budget=budget)
+        backoff = wait_random_exponential(multiplier=0.05, max=1.0)
+
+        def wait(state: RetryCallState) -> float:
+            return max(0.0, min(backoff(state), deadline - time.monotonic()))
+
+        def stop(state: RetryCallState) -> bool:
+            return attempts >= self._retry_max_attempts or time.monotonic() >= deadline
 
         def before_sleep(state: RetryCallState) -> None:
-            outcome = state.outcome
-            error = outcome.exception() if outcome is not None else None
-            log.redis_retry(
-                attempt=attempts + state.attempt_number,
-                error=error,
-                elapsed=time.monotonic() - started,
-            )
+            if attempts > 1:  # the first failure was logged as the warning above
+                error = state.outcome.exception() if state.outcome is not None else None
+                log.redis_retry_attempt(attempt=attempts, error=error)
 
-        log.redis_retry(attempt=1, error=first, elapsed=0.0)
+        replayed = False
+
+        def again() -> T:
+            nonlocal attempts, replayed
+            if not replayed:
+                # Tenacity sees the first failure too, so it backs off before attempt 2.
+                replayed = True
+                raise first
+            attempts += 1
+            return call()
+
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
-            stop=stop_after_delay(self.retry_budget) | stop_after_attempt(self._retry_max_attempts),
-            wait=wait_random_exponential(multiplier=0.05, max=1.0),
+            stop=stop,
+            wait=wait,
             before_sleep=before_sleep,
             reraise=True,
         )
         try:
-            time.sleep(0.02)
-            for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    return call()
+            result = retrying(again)
         except BullMQSyncError:
             raise
         except Exception as exc:
-            raise map_redis_error(exc, attempts=attempts, ambiguous=True) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+            elapsed = time.monotonic() - started
+            log.redis_gave_up(attempts=attempts, elapsed=elapsed, where=self._description)
+            raise self._map_error(exc, attempts=attempts, elapsed=elapsed, ambiguous=True) from exc
+        log.redis_recovered(
+            attempts=attempts, elapsed=time.monotonic() - started, where=self._description
+        )
+        return result
 
 
 class BlockingReader:
@@ -676,6 +837,17 @@ class BlockingReader:
             socket, self._socket = self._socket, None
         if socket is not None:
             socket.disconnect()
+
+
+def unencodable(exc: UnicodeEncodeError) -> InvalidArgument:
+    """The error for a string Redis cannot receive (e.g. a lone surrogate from os.fsdecode)."""
+    text = exc.object if isinstance(exc.object, str) else ""
+    # Only the offending character and its position: the string may be job data.
+    return InvalidArgument(
+        f"a string cannot be encoded as UTF-8 ({text[exc.start : exc.end]!r} at position "
+        f"{exc.start}: {exc.reason}); nothing was sent. A file name from os.fsdecode() may "
+        "hold such characters: decode the bytes with errors='replace' or keep them as bytes"
+    )
 
 
 def _command(connection: Any, args: Sequence[Any]) -> Any:

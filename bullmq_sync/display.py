@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -84,8 +85,12 @@ def job_repr(job: Job) -> str:
     """``<Job 'bull:emails' 42 'welcome' attempts=1/3 failed: boom>`` (no Redis call)."""
     parts = [f"<Job {job.queue_qualified_name!r} {job.id} {job.name!r}"]
     parts.append(f"attempts={attempts_text(job)}")
+    due = job.timestamp + job.delay if job.delay and job.timestamp else 0
     if job.finished_on:
         parts.append("failed" if job.failed_reason is not None else "finished")
+    elif due > time.time() * 1000 and not job.processed_on:
+        # Added with a delay that has not run out (promote() sets delay to 0): still delayed.
+        parts.append(f"delayed until {format_time(due)}")
     if job.failed_reason is not None:
         reason = " ".join(str(job.failed_reason).split())
         parts[-1] += f": {reason[:60]}{'…' if len(reason) > 60 else ''}"

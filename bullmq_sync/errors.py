@@ -40,8 +40,11 @@ The tree::
                             (no attempt counted) and pauses fetching for the limiter's TTL,
                             usually after ``worker.rate_limit(ms)``
 
-Each ``JobError`` carries ``code``, ``queue``, ``job_id``, ``command`` and ``state``, and its
-message matches Node BullMQ's text for the same code. No module but this one and
+Each ``JobError`` carries ``code``, ``queue``, ``job_id``, ``command``, ``state`` (the state
+the operation expected) and ``actual_state`` (where the job was, when the script reported it:
+``JobNotInState`` from ``retry``, ``promote``, ``change_delay``), and its message matches Node
+BullMQ's text for the same code, except that a ``JobNotInState`` that knows the actual state
+says it: ``Job 1 is waiting, not failed. reprocessJob``. No module but this one and
 ``connection.py`` (its only caller for redis-py exceptions) knows about redis-py's exceptions.
 """
 
@@ -138,6 +141,7 @@ class JobError(BullMQSyncError):
         state: str | None = None,
         parent_key: str | None = None,
         code: int | None = None,
+        actual_state: str | None = None,
     ) -> None:
         if code is not None:
             self.code = code  # type: ignore[misc]
@@ -146,15 +150,20 @@ class JobError(BullMQSyncError):
         self.command = command
         self.state = state
         self.parent_key = parent_key
+        self.actual_state = actual_state
         super().__init__(
-            self.template.format(
+            self._message().format(
                 code=self.code,
                 job_id=job_id,
                 command=command,
                 state=state,
                 parent_key=parent_key if parent_key is not None else job_id,
+                actual_state=actual_state,
             )
         )
+
+    def _message(self) -> str:
+        return self.template
 
 
 class JobNotFound(JobError):
@@ -172,10 +181,22 @@ class JobLockNotFound(JobError):
 
 
 class JobNotInState(JobError):
-    """The job is not in the state the operation needs (BullMQ code -3)."""
+    """The job is not in the state the operation needs (BullMQ code -3).
+
+    ``state`` is the state the operation expected (as in BullMQ); ``actual_state`` is where
+    the job was when the script refused (``"waiting"``, ..., ``"unknown"`` for no state), read
+    by the same script call, or None when the script does not report it.
+    """
 
     code = -3
     template = "Job {job_id} is not in the {state} state. {command}"
+
+    def _message(self) -> str:
+        if self.actual_state is None or not self.state:
+            return self.template
+        if self.actual_state == "unknown":
+            return "Job {job_id} is in no state (not in any list), not {state}. {command}"
+        return "Job {job_id} is {actual_state}, not {state}. {command}"
 
 
 class JobPendingChildren(JobError):
@@ -259,8 +280,17 @@ _BY_CODE: dict[int, type[JobError]] = {
 }
 
 
+def refusal_code(reply: object) -> int | None:
+    """The negative code of a script's refusal (``-1`` or ``[-3, "waiting"]``), else None."""
+    if isinstance(reply, list) and reply and isinstance(reply[0], int):
+        reply = reply[0]
+    if isinstance(reply, int) and not isinstance(reply, bool) and reply < 0:
+        return reply
+    return None
+
+
 def job_error(
-    code: int,
+    code: int | list[object],
     *,
     queue: str,
     job_id: str,
@@ -268,15 +298,27 @@ def job_error(
     state: str | None = None,
     parent_key: str | None = None,
 ) -> JobError:
-    """Build the typed error for one of BullMQ's negative script return codes."""
-    cls = _BY_CODE.get(code, UnknownJobError)
+    """Build the typed error for one of BullMQ's negative script return codes.
+
+    ``code`` is the script's reply: a bare code, or ``[code, actual_state]`` (a -3 refusal
+    that says where the job is).
+    """
+    actual_state = None
+    if isinstance(code, list):
+        if len(code) > 1 and isinstance(code[1], str):
+            actual_state = code[1]
+        number = refusal_code(code) or 0
+    else:
+        number = code
+    cls = _BY_CODE.get(number, UnknownJobError)
     return cls(
         queue=queue,
         job_id=job_id,
         command=command,
         state=state,
         parent_key=parent_key,
-        code=code if cls is UnknownJobError else None,
+        code=number if cls is UnknownJobError else None,
+        actual_state=actual_state,
     )
 
 
@@ -309,15 +351,39 @@ def is_readonly(exc: BaseException) -> bool:
     )
 
 
-def map_redis_error(exc: BaseException, *, attempts: int, ambiguous: bool) -> BullMQSyncError:
-    """Turn a redis-py failure that ended a call into the public error to raise from it."""
+_PASSWORD_MISSING = ("NOAUTH", "HELLO must be called", "Authentication required")
+
+
+def map_redis_error(
+    exc: BaseException,
+    *,
+    attempts: int,
+    ambiguous: bool,
+    where: str = "",
+    elapsed: float = 0.0,
+    password_given: bool | None = None,
+) -> BullMQSyncError:
+    """Turn a redis-py failure that ended a call into the public error to raise from it.
+
+    ``where`` (a redacted URL) says which server; ``elapsed`` is the time spent retrying.
+    """
     if isinstance(exc, BullMQSyncError):
         return exc
-    if isinstance(exc, redis.exceptions.AuthenticationError):
-        return ConfigurationError(f"Redis refused the credentials: {exc}")
+    at = f" at {where}" if where else ""
+    if isinstance(exc, redis.exceptions.AuthenticationError) or (
+        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("NOAUTH")
+    ):
+        if password_given is False and any(text in str(exc) for text in _PASSWORD_MISSING):
+            return ConfigurationError(
+                f"the Redis server{at} requires a password and none was given "
+                "(redis://:PASSWORD@host:port, or redis://USER:PASSWORD@host:port with ACLs)"
+            )
+        return ConfigurationError(f"the Redis server{at} refused the credentials given: {exc}")
     if is_transient(exc):
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        took = f" in {elapsed:.1f} s" if attempts > 1 else ""
         return RedisUnavailable(
-            f"Redis unavailable after {attempts} attempt(s): {exc}",
+            f"could not reach Redis{at} ({tries}{took}): {exc}",
             attempts=attempts,
             ambiguous=ambiguous,
         )

@@ -9,6 +9,7 @@ from .errors import InvalidArgument
 from .job import Job
 from .keys import validate_job_id
 from .options import PRIORITY_LIMIT as MAX_PRIORITY
+from .options import flag
 from .states import JobState
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ def get_jobs(
     asc: bool = False,
 ) -> list[Job]:
     """Jobs of the given types, each type paged by ``start``..``end`` (inclusive), atomically."""
+    flag("asc", asc)
     names = job_types(types)
     first, last = _index(start, "start"), _index(end, "end")
     structures: list[str] = []
@@ -142,6 +144,7 @@ def get_job_logs(
     queue: Queue, job_id: str | int, start: int = 0, end: int = -1, asc: bool = True
 ) -> tuple[list[str], int]:
     """A page of a job's log rows (oldest first unless ``asc=False``) and their total count."""
+    flag("asc", asc)
     job_id = validate_job_id(job_id)
     first, last = _index(start, "start"), _index(end, "end")
     key = queue.keys.job_sub(job_id, "logs")

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import log
-from .errors import InvalidArgument, job_error
+from .errors import InvalidArgument, job_error, refusal_code
 from .keys import validate_job_id
-from .options import decode_stored_opts
+from .options import decode_stored_opts, flag
 from .states import FINISHED_STATES, JobState
 
 if TYPE_CHECKING:
@@ -183,8 +183,8 @@ class Job:
         """
         from_state = _finished_state(state)
         flags = {
-            "reset_attempts_made": reset_attempts_made,
-            "reset_attempts_started": reset_attempts_started,
+            "reset_attempts_made": flag("reset_attempts_made", reset_attempts_made),
+            "reset_attempts_started": flag("reset_attempts_started", reset_attempts_started),
         }
         from . import node_args
 
@@ -203,12 +203,13 @@ class Job:
                 reset_attempts_started=flags["reset_attempts_started"],
             ),
         )
-        if isinstance(reply, int):
+        code = refusal_code(reply)
+        if code is not None:
             error = job_error(
                 reply, queue=queue.name, job_id=self.id, command="reprocessJob", state=from_state
             )
             log.refused(
-                "job.retry_refused", queue=queue.name, job_id=self.id, code=reply, error=str(error)
+                "job.retry_refused", queue=queue.name, job_id=self.id, code=code, error=str(error)
             )
             raise error
 
@@ -481,7 +482,8 @@ class Job:
         from .errors import BullMQSyncError
 
         try:
-            state: str | None = str(self.get_state())
+            with self.queue.connection.short_budget():
+                state: str | None = str(self.get_state())
         except BullMQSyncError:
             state = None
         return display.job_html(self, state)

@@ -8,9 +8,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import log
-from .errors import InvalidArgument, job_error
+from .errors import InvalidArgument, job_error, refusal_code
 from .job import OUTCOME_TTL_MS
-from .options import PRIORITY_LIMIT
+from .options import PRIORITY_LIMIT, flag
 
 if TYPE_CHECKING:
     from .job import Job
@@ -21,8 +21,9 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def _raise(job: Job, code: int, command: str, state: str | None = None) -> None:
-    error = job_error(code, queue=job.queue.name, job_id=job.id, command=command, state=state)
+def _raise(job: Job, reply: int | list[Any], command: str, state: str | None = None) -> None:
+    code = refusal_code(reply) or 0
+    error = job_error(reply, queue=job.queue.name, job_id=job.id, command=command, state=state)
     log.refused(
         f"job.{command}_refused", queue=job.queue.name, job_id=job.id, code=code, error=str(error)
     )
@@ -60,7 +61,7 @@ def _reschedule(job: Job, what: str, value: int, lifo: bool, command: str, state
         ),
         (job.id, what, value, "1" if lifo else "0", _now(), OUTCOME_TTL_MS),
     )
-    if isinstance(reply, int):
+    if refusal_code(reply) is not None:
         _raise(job, reply, command, state)
     return len(reply) > 1
 
@@ -99,7 +100,7 @@ def change_delay(job: Job, delay: int) -> None:
 def change_priority(job: Job, priority: int = 0, lifo: bool = False) -> None:
     """Give a job a new priority; a waiting one is re-queued (BullMQ ``Job.changePriority``)."""
     priority = _whole("priority", priority, PRIORITY_LIMIT)
-    replayed = _reschedule(job, "priority", priority, bool(lifo), "changePriority", "")
+    replayed = _reschedule(job, "priority", priority, flag("lifo", lifo), "changePriority", "")
     job.priority = priority
     job.opts["priority"] = priority
     log.transition(
@@ -185,8 +186,7 @@ def remove_by_id(queue: Queue, job_id: str | int, remove_children: bool = True) 
 
 def remove(job: Job, remove_children: bool = True) -> bool:
     """Delete the job (and its children); False when it, or a child, is locked by a worker."""
-    if not isinstance(remove_children, bool):
-        raise InvalidArgument(f"remove_children must be a bool, got {remove_children!r}")
+    flag("remove_children", remove_children)
     queue = job.queue
     keys = queue.keys
     reply = queue.connection.run_script(

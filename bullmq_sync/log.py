@@ -53,8 +53,15 @@ def event(name: str, *, level: int = logging.INFO, **fields: Any) -> None:
         _log.log(level, name, **fields)
 
 
-def redis_retry(*, attempt: int, error: BaseException | None, elapsed: float) -> None:
-    """Log a transient Redis failure about to be retried."""
+def redis_retry(
+    *,
+    attempt: int,
+    error: BaseException | None,
+    elapsed: float,
+    where: str = "",
+    budget: float = 0.0,
+) -> None:
+    """Log (once per call) the first transient Redis failure, which will be retried."""
     if STDLIB_LOGGER.isEnabledFor(logging.WARNING):
         _log.warning(
             "redis.retry",
@@ -62,6 +69,35 @@ def redis_retry(*, attempt: int, error: BaseException | None, elapsed: float) ->
             error=type(error).__name__ if error is not None else None,
             detail=str(error) if error is not None else None,
             elapsed_ms=round(elapsed * 1000, 1),
+            where=where,
+            budget_s=budget,
+        )
+
+
+def redis_retry_attempt(*, attempt: int, error: BaseException | None) -> None:
+    """Log (at debug) one more failed attempt of a call being retried."""
+    if STDLIB_LOGGER.isEnabledFor(logging.DEBUG):
+        _log.debug(
+            "redis.retry_attempt",
+            attempt=attempt,
+            error=type(error).__name__ if error is not None else None,
+            detail=str(error) if error is not None else None,
+        )
+
+
+def redis_recovered(*, attempts: int, elapsed: float, where: str) -> None:
+    """Log the summary of a call that succeeded after retries."""
+    if STDLIB_LOGGER.isEnabledFor(logging.INFO):
+        _log.info(
+            "redis.recovered", attempts=attempts, elapsed_ms=round(elapsed * 1000, 1), where=where
+        )
+
+
+def redis_gave_up(*, attempts: int, elapsed: float, where: str) -> None:
+    """Log the summary of a call that spent its retry budget."""
+    if STDLIB_LOGGER.isEnabledFor(logging.WARNING):
+        _log.warning(
+            "redis.gave_up", attempts=attempts, elapsed_ms=round(elapsed * 1000, 1), where=where
         )
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from . import log
 from .errors import InvalidArgument, QueueHasActiveJobs
 from .job import OUTCOME_TTL_MS
+from .options import flag
 from .states import JobState
 
 if TYPE_CHECKING:
@@ -148,8 +149,7 @@ def _purge(queue: Queue, args: tuple[object, ...]) -> object:
 
 def drain(queue: Queue, delayed: bool = False) -> int:
     """Delete every waiting and prioritized job (and delayed ones if asked); no events."""
-    if not isinstance(delayed, bool):
-        raise InvalidArgument(f"delayed must be a bool, got {delayed!r}")
+    flag("delayed", delayed)
     reply = _purge(queue, ("drain", "1" if delayed else "0"))
     assert isinstance(reply, int)
     count = reply
@@ -191,6 +191,7 @@ def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH)
     if not isinstance(force, bool):
         raise InvalidArgument(f"force must be a bool, got {force!r}")
     batch = _positive("count", count)
+    flag("force", force)
     keys = queue.keys
     pause(queue)
     while True:

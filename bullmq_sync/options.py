@@ -16,6 +16,15 @@ from typing import Any
 from .errors import InvalidArgument as _InvalidArgument
 from .keys import validate_job_id as _validate_job_id
 
+
+def flag(name: str, value: object) -> bool:
+    """``value`` if it is a bool, else ``InvalidArgument`` (``"yes"``/``1`` are refused: a
+    misread flag can delete or move data)."""
+    if not isinstance(value, bool):
+        raise _InvalidArgument(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 SHORT_TO_LONG = {
     "de": "deduplication",
     "fpof": "failParentOnFailure",

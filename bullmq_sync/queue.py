@@ -492,8 +492,9 @@ class Queue:
         from .errors import BullMQSyncError
 
         try:
-            counts: dict[str, int] | None = self.get_job_counts()
-            paused: bool | None = self.is_paused()
+            with self.connection.short_budget():
+                counts: dict[str, int] | None = self.get_job_counts()
+                paused: bool | None = self.is_paused()
             error = None
         except BullMQSyncError as exc:
             counts, paused, error = None, None, str(exc)

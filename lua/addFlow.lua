@@ -154,8 +154,7 @@ for i = 1, total do
       q.delayed = true
     else
       if priority > 0 then
-        local sequence = redis.call("INCR", base .. "pc") % 4294967296
-        redis.call("ZADD", base .. "prioritized", priority * 4294967296 + sequence, jobId)
+        redis.call("ZADD", base .. "prioritized", prioritizedScore(base .. "pc", priority), jobId)
       elseif field(i, 9) == "1" then
         redis.call("RPUSH", base .. "wait", jobId)
       else

@@ -154,8 +154,7 @@ for i = 1, total do
         anyDelayed = true
       else
         if priority > 0 then
-          local sequence = redis.call("INCR", KEYS[6]) % 4294967296
-          redis.call("ZADD", KEYS[5], priority * 4294967296 + sequence, jobId)
+          redis.call("ZADD", KEYS[5], prioritizedScore(KEYS[6], priority), jobId)
         elseif field(i, 8) == "1" then
           redis.call("RPUSH", KEYS[1], jobId)
         else

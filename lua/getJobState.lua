@@ -6,22 +6,9 @@
   ARGV[1] job id
 
   Returns "completed", "failed", "delayed", "prioritized", "active", "waiting" (the wait
-  list or a legacy paused list), "waiting-children" or "unknown" - checked in BullMQ's order.
+  list or a legacy paused list), "waiting-children" or "unknown" - checked in BullMQ's order
+  (see includes/jobState; the KEYS name every structure it reads).
 ]]
-local id = ARGV[1]
-local sets = {{1, "completed"}, {2, "failed"}, {3, "delayed"}, {4, "prioritized"}}
-for _, entry in ipairs(sets) do
-  if redis.call("ZSCORE", KEYS[entry[1]], id) then
-    return entry[2]
-  end
-end
-local lists = {{5, "active"}, {6, "waiting"}, {7, "waiting"}}
-for _, entry in ipairs(lists) do
-  if redis.call("LPOS", KEYS[entry[1]], id) then
-    return entry[2]
-  end
-end
-if redis.call("ZSCORE", KEYS[8], id) then
-  return "waiting-children"
-end
-return "unknown"
+-- @include "jobState"
+
+return stateOfJob(string.sub(KEYS[1], 1, #KEYS[1] - #"completed"), ARGV[1])

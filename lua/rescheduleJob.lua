@@ -8,7 +8,8 @@
   ARGV[3] new delay ms or new priority   ARGV[4] "1" lifo   ARGV[5] now ms
   ARGV[6] outcome ttl in ms
 
-  Returns {0} done, {0, 1} repeated call, -1 job missing, -3 not delayed (promote, delay).
+  Returns {0} done, {0, 1} repeated call, -1 job missing, {-3, state} not delayed (promote,
+  delay; state is where the job is, see includes/jobState).
   Effects, as BullMQ 6.7 promote / changeDelay / changePriority:
   promote: out of delayed; priority 0 -> LPUSH wait, else prioritized (counter score);
     base marker unless paused/maxed; "waiting" prev "delayed" (uncapped); delay field 0.
@@ -23,6 +24,7 @@
 -- @include "enqueue"
 -- @include "eventsCap"
 -- @include "delayedScore"
+-- @include "jobState"
 
 if recallOutcome(KEYS[10]) then
   return {0, 1}
@@ -34,7 +36,7 @@ end
 
 if what == "promote" then
   if redis.call("ZREM", KEYS[2], id) == 0 then
-    return -3
+    return notInState(KEYS[1], id)
   end
   local blocked = queueBlocked(KEYS[7], KEYS[8])
   local priority = tonumber(redis.call("HGET", KEYS[1], "priority")) or 0
@@ -47,7 +49,7 @@ if what == "promote" then
   redis.call("HSET", KEYS[1], "delay", 0)
 elseif what == "delay" then
   if not redis.call("ZSCORE", KEYS[2], id) then
-    return -3
+    return notInState(KEYS[1], id)
   end
   local delay = tonumber(ARGV[3])
   local score, due = delayedScore(KEYS[2], ARGV[5], delay)

@@ -22,7 +22,7 @@
     {1, "waiting" | "prioritized"}        moved; the second item is where it went
     {1, "waiting" | "prioritized", 1}     a repeated call: the first one had moved it
     -1  the job hash does not exist
-    -3  the job is not in KEYS[3]
+    {-3, state}  the job is not in KEYS[3]; state is where it is (includes/jobState)
   Effects on success, as BullMQ 6.7 reprocessJob: finishedOn, processedOn and failedReason
   (failed) or returnvalue (completed) deleted; priority 0 -> wait list, priority > 0 ->
   prioritized with a fresh counter score (lifo ignored there); base marker unless the queue
@@ -34,6 +34,7 @@
 -- @include "enqueue"
 -- @include "restoreParentDependency"
 -- @include "eventsCap"
+-- @include "jobState"
 
 local jobKey, opKey = KEYS[1], KEYS[10]
 local jobId, fromState = ARGV[1], ARGV[3]
@@ -47,7 +48,7 @@ if redis.call("EXISTS", jobKey) == 0 then
   return -1
 end
 if redis.call("ZREM", KEYS[3], jobId) == 0 then
-  return -3
+  return notInState(jobKey, jobId)
 end
 
 local cleared = {"finishedOn", "processedOn"}

@@ -89,6 +89,8 @@ class LocalRedis:
                 try:
                     if client.ping():
                         return
+                except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError):
+                    return  # it answers (a server started with --requirepass)
                 except redis.exceptions.RedisError:
                     time.sleep(0.05)
             raise RuntimeError(f"redis-server on port {self.port} did not start")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import logging
@@ -12,15 +13,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..connection import Connection
+from ..connection import INTERACTIVE_RETRY_BUDGET, Connection
+from ..display import format_time
 from ..errors import BullMQSyncError, JobError, JobNotInState
 from ..events import QueueEvent, QueueEvents
 from ..job import Job
 from ..queue import Queue
-from .output import ProgressBar, age, dumps, one_line, table
+from .output import ProgressBar, age, dumps, now_ms, one_line, table
 
-CLI_RETRY_BUDGET = 3.0
-"""Seconds the short-lived commands keep retrying an unreachable Redis before giving up."""
+CLI_RETRY_BUDGET = INTERACTIVE_RETRY_BUDGET
+"""Seconds the short-lived commands keep retrying an unreachable Redis before giving up
+(also their connect timeout)."""
 
 RETRY_BATCH = 1000
 """Jobs moved per Redis call by ``retry --all`` (BullMQ's own batch size)."""
@@ -38,6 +41,13 @@ def out(text: str = "") -> None:
 def err(text: str) -> None:
     """Print a line to stderr."""
     sys.stderr.write(text + "\n")
+
+
+def check_reachable(connection: Connection) -> None:
+    """One PING within the interactive budget, so a long-running command that cannot reach
+    Redis says where and why in seconds (it keeps the full budget once running)."""
+    with connection.short_budget():
+        connection.execute("PING")
 
 
 @contextmanager
@@ -94,8 +104,9 @@ def _retry_ids(queue: Queue, args: argparse.Namespace) -> int:
                 reset_attempts_made=args.reset_attempts_made,
                 reset_attempts_started=args.reset_attempts_started,
             )
-        except JobNotInState:
-            err(f"job {job_id}: skipped, it is not {args.state}")
+        except JobNotInState as exc:
+            where = exc.actual_state or "in another state"
+            err(f"job {job_id}: skipped, it is {where}, not {args.state}")
             skipped += 1
         except JobError as exc:
             err(f"job {job_id}: {exc}")
@@ -141,8 +152,8 @@ def _retry_all(queue: Queue, args: argparse.Namespace) -> int:
         sys.stderr.write(f"Move {expected} {state} job(s) of {queue.name!r} to waiting? [y/N] ")
         sys.stderr.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            err("nothing moved")
-            return 1
+            err("nothing changed")
+            return 0
     bar = ProgressBar(sys.stderr, expected, label="retrying ")
     errors = 0
     moved = 0
@@ -176,27 +187,55 @@ def _attempts(job: Job) -> str:
 
 
 def jobs(args: argparse.Namespace) -> int:
-    """``jobs QUEUE --state failed --limit N``: a table of id, name, attempts, age, reason."""
+    """``jobs QUEUE --state S --limit N``: id, name, attempts, age, and per state the failed
+    reason, the return value, the due time or the priority."""
     with open_queue(args) as queue:
         found = queue.get_jobs([args.state], 0, args.limit - 1, asc=False)
+        scores = (
+            queue.connection.pipeline([("ZSCORE", queue.keys.delayed, job.id) for job in found])
+            if args.state == "delayed" and found
+            else []
+        )
     if args.json:
         out(dumps([job.to_dict() for job in found]))
         return 0
     if not found:
         out(f"no {args.state} jobs in {args.queue!r}")
         return 0
+    headers = ["ID", "NAME", "ATTEMPTS", "AGE"]
+    extra: list[str] = []
+    if args.state == "failed":
+        headers.append("FAILED REASON")
+        extra = [one_line(job.failed_reason, 80) for job in found]
+    elif args.state == "completed":
+        headers.append("RETURN VALUE")
+        extra = [
+            one_line(json.dumps(job.return_value, ensure_ascii=False, default=str), 80)
+            for job in found
+        ]
+    elif args.state == "delayed":
+        headers.append("DUE")
+        extra = [_due(score) for score in scores]
+    elif args.state == "prioritized":
+        headers.append("PRIORITY")
+        extra = [str(job.priority) for job in found]
     rows = [
-        (
-            job.id,
-            one_line(job.name, 30),
-            _attempts(job),
-            age(job.timestamp),
-            one_line(job.failed_reason, 80),
-        )
-        for job in found
+        [job.id, one_line(job.name, 30), _attempts(job), age(job.timestamp)]
+        + ([extra[i]] if extra else [])
+        for i, job in enumerate(found)
     ]
-    out(table(("ID", "NAME", "ATTEMPTS", "AGE", "FAILED REASON"), rows))
+    out(table(headers, rows))
     return 0
+
+
+def _due(score: Any) -> str:
+    """A delayed-set score as ``2026-12-04 15:30:00 UTC (in 5m)``."""
+    if score is None:
+        return "-"  # promoted since the listing
+    due = int(float(score)) >> 12  # BullMQ's score: due ms * 4096 + a sequence number
+    left = due - now_ms()
+    countdown = f"in {age(now_ms() - left)}" if left > 0 else "now"
+    return f"{format_time(due)[:19]} UTC ({countdown})"
 
 
 def show(args: argparse.Namespace) -> int:
@@ -283,8 +322,45 @@ def load_target(spec: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
-def configure_console_logging(level: str) -> None:
-    """Console logging for the CLI process (an app may do this; the library never does)."""
+_CONSOLE_NOISE = ("elapsed_ms", "replayed", "reset_attempts_made", "reset_attempts_started")
+
+
+def compact_for_console(
+    _: Any, __: str, event: dict[str, Any], omit: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Shorter console lines: ``from_state``/``to_state`` as ``state=failed->waiting``, the
+    worker id cut to 8 characters, no empty or default-valued fields, and none in ``omit``."""
+    for key in omit:
+        event.pop(key, None)
+    for key in _CONSOLE_NOISE:
+        if not event.get(key):
+            event.pop(key, None)
+    event.pop("elapsed_ms", None)
+    before, after = event.pop("from_state", None), event.pop("to_state", None)
+    if before and after:
+        event["state"] = f"{before}->{after}"
+    elif before or after:
+        event["state"] = before or after
+    worker = event.get("worker")
+    if isinstance(worker, str) and len(worker) > 8:
+        event["worker"] = worker[:8]
+    return {key: value for key, value in event.items() if value is not None}
+
+
+def _level_padding_off() -> dict[str, Any]:
+    import inspect
+
+    import structlog
+
+    parameters = inspect.signature(structlog.dev.ConsoleRenderer).parameters
+    return {"pad_level": False} if "pad_level" in parameters else {}
+
+
+def configure_console_logging(level: str, *, omit: tuple[str, ...] = ()) -> None:
+    """Console logging for the CLI process (an app may do this; the library never does).
+
+    ``omit``: fields left out of every line (the demo's single queue and worker)."""
+    no_level_pad = _level_padding_off()
     import structlog
 
     numeric = logging.getLevelName(level.upper())
@@ -300,7 +376,8 @@ def configure_console_logging(level: str) -> None:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
-            structlog.dev.ConsoleRenderer(colors=colors),
+            functools.partial(compact_for_console, omit=omit),
+            structlog.dev.ConsoleRenderer(colors=colors, pad_event=14, **no_level_pad),
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
@@ -315,6 +392,7 @@ def worker(args: argparse.Namespace) -> int:
     configure_console_logging(args.log_level)
     connection = Connection(args.url)
     try:
+        check_reachable(connection)
         runner = Worker(
             args.queue,
             processor,

@@ -20,8 +20,9 @@ from ..errors import BullMQSyncError
 from ..events import QueueEvent, QueueEvents
 from ..job import Job
 from ..queue import Queue
-from .commands import configure_console_logging
+from .commands import check_reachable, configure_console_logging
 from .embedded import EmbeddedRedis
+from .output import one_line
 
 STEP_TIMEOUT = 20.0
 """Seconds the demo waits for a job to reach the next state."""
@@ -39,7 +40,7 @@ def say(text: str) -> None:
 def _stream_line(event: QueueEvent) -> None:
     details = " ".join(f"{k}={v}" for k, v in event.fields.items() if k != "jobId")
     job = f" job={event.job_id}" if event.job_id is not None else ""
-    say(f"    stream: {event.name}{job} {details}".rstrip())
+    say("    " + one_line(f"stream: {event.name}{job} {details}", 76))
 
 
 def _wait_for(queue: Queue, job_id: str, state: str) -> Job:
@@ -60,7 +61,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
     from ..worker import Worker
 
-    configure_console_logging(args.log_level)
+    configure_console_logging(args.log_level, omit=("queue", "worker", "last_event_id"))
     with ExitStack() as stack:
         if args.url_given:
             url = args.url
@@ -72,6 +73,7 @@ def run_demo(args: argparse.Namespace) -> int:
             stack.callback(say, "stopped the embedded redis-server")
         connection = Connection(url)
         stack.callback(connection.close)
+        check_reachable(connection)
         name = f"demo-{os.urandom(3).hex()}"
         queue = Queue(name, connection=connection, prefix=args.prefix)
         stack.callback(queue.close)

@@ -1,6 +1,7 @@
 """Argument parsing and the exit-code contract of ``bullmq-sync``.
 
-Exit codes: 0 success, 1 an error (printed to stderr, no traceback), 2 a usage error,
+Exit codes: 0 success, 1 an error (printed to stderr, no traceback), 2 a usage error or a
+setting that cannot work (a bad URL, a missing password, a refused argument),
 130 Ctrl-C. A closed pipe (``bullmq-sync jobs q | head``) ends quietly with 0.
 """
 
@@ -12,8 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..connection import DEFAULT_URL
-from ..errors import BullMQSyncError
+from ..connection import DEFAULT_URL, default_url
+from ..errors import BullMQSyncError, ConfigurationError, InvalidArgument
 from . import commands as commands
 from .output import parse_time
 
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix", default=argparse.SUPPRESS, help="BullMQ key prefix (default: bull)"
     )
     reads = argparse.ArgumentParser(add_help=False)
-    reads.add_argument("--json", action="store_true", help="print JSON instead of text")
+    reads.add_argument(
+        "--json", action="store_true", help="print JSON instead of text (default: text)"
+    )
 
     parser = argparse.ArgumentParser(
         prog="bullmq-sync",
@@ -69,12 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
             "(optionally only those finished before a time)."
         ),
     )
-    retry.add_argument("queue")
-    retry.add_argument("job_ids", nargs="*", metavar="JOB_ID")
+    retry.add_argument("queue", help="the queue's name (without the prefix)")
+    retry.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="the jobs to retry")
     retry.add_argument("--all", action="store_true", help="retry every job in --state")
-    retry.add_argument("--state", choices=("failed", "completed"), default="failed")
-    retry.add_argument("--reset-attempts-made", action="store_true")
-    retry.add_argument("--reset-attempts-started", action="store_true")
+    retry.add_argument(
+        "--state",
+        choices=("failed", "completed"),
+        default="failed",
+        help="the state the jobs are in (default: failed)",
+    )
+    retry.add_argument(
+        "--reset-attempts-made",
+        action="store_true",
+        help="with JOB_IDs: start the attempt count again from 0",
+    )
+    retry.add_argument(
+        "--reset-attempts-started",
+        action="store_true",
+        help="with JOB_IDs: start the started-attempts count again from 0",
+    )
     retry.add_argument(
         "--finished-before",
         type=_time,
@@ -86,22 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     retry.set_defaults(handler=commands.retry)
 
     jobs = sub.add_parser("jobs", parents=[common, reads], help="list the jobs of a state")
-    jobs.add_argument("queue")
-    jobs.add_argument("--state", choices=STATES, default="failed")
+    jobs.add_argument("queue", help="the queue's name (without the prefix)")
+    jobs.add_argument(
+        "--state", choices=STATES, default="failed", help="which jobs to list (default: failed)"
+    )
     jobs.add_argument("--limit", type=_positive, default=50, help="at most N jobs (default 50)")
     jobs.set_defaults(handler=commands.jobs)
 
     show = sub.add_parser("show", parents=[common, reads], help="one job, as JSON")
-    show.add_argument("queue")
-    show.add_argument("job_id")
+    show.add_argument("queue", help="the queue's name (without the prefix)")
+    show.add_argument("job_id", help="the job's id")
     show.set_defaults(handler=commands.show)
 
     counts = sub.add_parser("counts", parents=[common, reads], help="job counts per state")
-    counts.add_argument("queue")
+    counts.add_argument("queue", help="the queue's name (without the prefix)")
     counts.set_defaults(handler=commands.counts)
 
     events = sub.add_parser("events", parents=[common, reads], help="print the event stream")
-    events.add_argument("queue")
+    events.add_argument("queue", help="the queue's name (without the prefix)")
     events.add_argument(
         "--follow", "-f", action="store_true", help="wait for new events until Ctrl-C"
     )
@@ -112,14 +130,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="start after this stream id (default: the beginning; with --follow: now)",
     )
-    events.add_argument("--count", type=_positive, default=None, help="stop after N events")
+    events.add_argument(
+        "--count", type=_positive, default=None, help="stop after N events (default: no limit)"
+    )
     events.set_defaults(handler=commands.events)
 
     worker = sub.add_parser("worker", parents=[common], help="process jobs with a Python function")
-    worker.add_argument("target", metavar="module:function")
-    worker.add_argument("--queue", "-q", required=True)
-    worker.add_argument("--concurrency", "-c", type=_positive, default=1)
-    worker.add_argument("--log-level", default="INFO")
+    worker.add_argument(
+        "target",
+        metavar="module:function",
+        help="the processor, e.g. tasks:send_email (the current directory is importable)",
+    )
+    worker.add_argument("--queue", "-q", required=True, help="the queue to process")
+    worker.add_argument(
+        "--concurrency", "-c", type=_positive, default=1, help="jobs processed at once (default: 1)"
+    )
+    worker.add_argument(
+        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
+    )
     worker.set_defaults(handler=commands.worker)
 
     demo = sub.add_parser(
@@ -127,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="fail a job, retry it, watch it succeed (embedded Redis unless --url)",
     )
-    demo.add_argument("--log-level", default="INFO")
+    demo.add_argument(
+        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
+    )
     demo.set_defaults(handler=commands.demo)
 
     dashboard = sub.add_parser(
@@ -169,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     args.url_given = hasattr(args, "url") or bool(os.environ.get("REDIS_URL"))
     if not hasattr(args, "url"):
-        args.url = os.environ.get("REDIS_URL") or DEFAULT_URL
+        args.url = default_url()
     if not hasattr(args, "prefix"):
         args.prefix = "bull"
     try:
@@ -185,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         return 130
+    except (ConfigurationError, InvalidArgument) as exc:  # a bad URL, password, argument...
+        sys.stderr.write(f"bullmq-sync {args.command}: error: {exc}\n")
+        return 2
     except BullMQSyncError as exc:
         sys.stderr.write(f"bullmq-sync: error: {exc}\n")
         return 1

@@ -18,7 +18,7 @@
         job = bullmq.queue("emails").add("welcome", {"to": request.form["email"]})
         return {"job": job.id}
 
-Settings (``app.config``): ``BULLMQ_URL`` (default ``redis://localhost:6379``),
+Settings (``app.config``): ``BULLMQ_URL`` (default ``$REDIS_URL``, else ``redis://localhost:6379``),
 ``BULLMQ_PREFIX`` (default ``bull``), ``BULLMQ_MAX_CONNECTIONS`` (default 16: the pool's
 bound, shared by every request thread of the process). ``flask bullmq retry|counts|jobs|show``
 run the ``bullmq-sync`` commands against the app's settings.
@@ -39,7 +39,7 @@ import click
 from flask import Flask, current_app, has_app_context
 from flask.cli import AppGroup
 
-from ..connection import DEFAULT_URL, Connection
+from ..connection import Connection, default_url
 from ..errors import ConfigurationError
 from ..queue import Queue
 
@@ -106,7 +106,7 @@ class BullMQ:
 
     def init_app(self, app: Flask) -> None:
         """Read the app's ``BULLMQ_*`` settings and register the state and ``flask bullmq``."""
-        app.config.setdefault("BULLMQ_URL", DEFAULT_URL)
+        app.config.setdefault("BULLMQ_URL", default_url())
         app.config.setdefault("BULLMQ_PREFIX", DEFAULT_PREFIX)
         app.config.setdefault("BULLMQ_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)
         max_connections = app.config["BULLMQ_MAX_CONNECTIONS"]

@@ -33,8 +33,7 @@ local function promoteDueJobs(q, base, now, blocked)
     local jobKey = base .. id
     local priority = tonumber(redis.call("HGET", jobKey, "priority")) or 0
     if priority > 0 then
-      local sequence = redis.call("INCR", q.pc) % 4294967296
-      redis.call("ZADD", q.prioritized, priority * 4294967296 + sequence, id)
+      redis.call("ZADD", q.prioritized, prioritizedScore(q.pc, priority), id)
     else
       redis.call("LPUSH", q.wait, id)
     end

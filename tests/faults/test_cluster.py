@@ -134,8 +134,17 @@ def test_refused_queue_closes_the_connection_it_created(cluster: LocalCluster) -
         Queue("plain", connection=cluster.url)
 
 
-def test_single_node_connection_accepts_untagged_queue(connection: Connection, prefix: str) -> None:
-    Queue("emails", connection=connection, prefix=prefix).close()
+def test_single_node_connection_accepts_untagged_queue(
+    connection: Connection, prefix: str, raw: redis.Redis
+) -> None:
+    """The name a cluster refuses (no hash tag) works on one server: keys in several slots."""
+    with Queue("emails", connection=connection, prefix=prefix) as queue:
+        job = queue.add("welcome", {"to": "ada"})
+        assert queue.get_job_counts("waiting") == {"waiting": 1}
+        fetched = queue.get_job(job.id)
+        assert fetched is not None and fetched.data == {"to": "ada"}
+    assert raw.lrange(f"{prefix}:emails:wait", 0, -1) == [job.id]
+    assert not connection.closed
 
 
 # -- scripts ------------------------------------------------------------------------------

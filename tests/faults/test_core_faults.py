@@ -74,27 +74,6 @@ def test_server_restart_between_calls_is_invisible(local_redis, prefix):
         assert raw.lrange(f"{prefix}:q:wait", 0, -1) == ["2"]
 
 
-def test_server_back_within_the_budget(local_redis, prefix):
-    raw = redis.Redis(port=local_redis.port, decode_responses=True)
-    put_job(raw, prefix, "q", "1")
-    with Queue("q", connection=Connection(local_redis.url, retry_budget=15), prefix=prefix) as queue:
-        job = Job.from_id(queue, "1")
-        local_redis.kill()
-
-        def come_back():
-            time.sleep(0.7)
-            local_redis.start()
-            redis.Redis(port=local_redis.port, decode_responses=True).hset(
-                f"{prefix}:q:x", "name", "x"
-            )
-            put_job(redis.Redis(port=local_redis.port, decode_responses=True), prefix, "q", "1")
-
-        threading.Thread(target=come_back).start()
-        job.retry()
-    raw = redis.Redis(port=local_redis.port, decode_responses=True)
-    assert raw.lrange(f"{prefix}:q:wait", 0, -1) == ["1"]
-
-
 def test_server_gone_for_longer_than_the_budget_raises_redis_unavailable(local_redis, prefix):
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     put_job(raw, prefix, "q", "1")

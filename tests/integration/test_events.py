@@ -75,6 +75,7 @@ def test_blocking_iter_wakes_on_new_event(connection, prefix, raw):
     timer.start()
     started = time.monotonic()
     event = next(events.iter(block=True, timeout=4))
+    timer.join()
     assert event.name == "paused"
     assert time.monotonic() - started < 3
     events.close()

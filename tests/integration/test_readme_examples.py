@@ -37,21 +37,23 @@ def localhost(local_redis, monkeypatch):
     return run
 
 
-@pytest.mark.parametrize("marker", ["job.retry()                                   # failed", "Job.fromId(queue"])
-def test_retry_examples(localhost, marker):
-    """Each retry line of the example, with the job put back in the state that line expects."""
+@pytest.mark.parametrize(
+    "marker,state,moved",
+    [
+        ("Job.from_id(queue", "failed", True),
+        ("Job.from_id(queue", "wait", False),
+        ("Job.fromId(queue", "failed", True),
+    ],
+)
+def test_retry_examples(localhost, marker, state, moved, capsys):
+    """The retry examples retry a failed job (and say where a job in another state is)."""
     raw = localhost.raw
-    lines = block(marker).splitlines()
-    setup = "\n".join(line for line in lines if "retry(" not in line)
-    put_job(raw, "bull", "my-queue", "job-id")
-    ns = localhost(setup)
-    for line in (line for line in lines if "retry(" in line):
-        state = "completed" if '"completed"' in line else "failed"
-        raw.delete("bull:my-queue:wait", "bull:my-queue:job-id")
-        put_job(raw, "bull", "my-queue", "job-id", state=state)
-        exec(line, ns)
-        assert raw.lrange("bull:my-queue:wait", 0, -1) == ["job-id"], line
-        assert ns["job"].finished_on is None
+    put_job(raw, "bull", "my-queue", "job-id", state=state)
+    localhost(block(marker))
+    assert raw.lrange("bull:my-queue:wait", 0, -1) == ["job-id"]
+    assert raw.zcard("bull:my-queue:failed") == 0
+    if not moved:
+        assert capsys.readouterr().out.strip() == "Job job-id is waiting, not failed. reprocessJob"
 
 
 def test_connection_example_builds_without_connecting():
@@ -79,7 +81,7 @@ def test_producer_example(localhost):
 
 def test_worker_example(localhost):
     code = block("Worker(\"emails\", send_email")
-    ns = localhost(code.replace("worker.run()", "worker.start()"))
+    ns = localhost(code.replace("worker.run(install_signal_handlers=True)", "worker.start()"))
     raw = localhost.raw
     from bullmq_sync import Queue
 
@@ -199,47 +201,105 @@ def test_dashboard_wsgi_example(localhost):
     assert "csrf_token" not in Client(ns["app"]).get("/job?queue=emails&id=1").text  # read-only
 
 
-DJANGO_README = r"""
-import sys
-import django
-from django.conf import settings
-settings.configure(
-    SECRET_KEY="readme", ALLOWED_HOSTS=["testserver"], ROOT_URLCONF="readme_urls",
-    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes",
-                    "django.contrib.sessions", "bullmq_sync.contrib.django"],
-    MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
-                "django.middleware.csrf.CsrfViewMiddleware",
-                "django.contrib.auth.middleware.AuthenticationMiddleware"],
-    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-    BULLMQ={"URL": sys.argv[1]},
-)
-django.setup()
+DJANGO_STAFF_CHECK = r"""
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.contrib.auth.models import User
-from django.test import Client
 client = Client(enforce_csrf_checks=True)
 assert client.get("/queues/").status_code == 302
 client.force_login(User.objects.create_user("ops", is_staff=True))
 page = client.get("/queues/queue", {"name": "emails", "state": "failed"})
 assert page.status_code == 200 and b"csrfmiddlewaretoken" in page.content, page.status_code
+client.force_login(User.objects.create_user("guest"))
+assert client.get("/queues/").status_code == 403
 print("ok")
 """
 
 
-def test_dashboard_django_urls_example(localhost, tmp_path):
+def test_dashboard_django_example(localhost, tmp_path):
+    """The Django block, then a staff user sees a queue page with Django's CSRF token."""
     pytest.importorskip("django")
     pytest.importorskip("jinja2")
+    put_job(localhost.raw, "bull", "emails", "1")
+    code = block('include("bullmq_sync.contrib.django.dashboard_urls")') + DJANGO_STAFF_CHECK
+    returncode, out, err, _ = run_block(code, localhost.url, tmp_path)
+    assert returncode == 0 and out.split() == ["302", "ok"], err
+
+
+# -- every block, as written ---------------------------------------------------------------
+#
+# Each ```python block of README.md runs as a script in its own process, as a reader would
+# run it: `redis://localhost:6379` (written out, or the default `Queue("q")` uses) points at a
+# private server through REDIS_URL and a literal swap. A block must end by itself, except a
+# long-running worker (`.run(`), which gets Ctrl-C after a grace period like a user would
+# press it; either way it must exit 0 without a traceback.
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_GRACE_S = 4.0
+"""Seconds a block calling ``.run(`` runs before it gets SIGINT (Ctrl-C)."""
+BLOCK_TIMEOUT_S = 60.0
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """``(id, code)`` of every python block: id = its number, ``##`` heading and first line."""
+    found = []
+    heading = "top"
+    number = 0
+    for match in re.finditer(r"^(#{2,3} [^\n]*)$|^```python\n(.*?)^```", README, re.S | re.M):
+        if match.group(1):
+            heading = match.group(1).lstrip("#").strip()
+            continue
+        number += 1
+        code = match.group(2)
+        first = next((line.strip() for line in code.splitlines() if line.strip()), "")
+        found.append((f"{number:02d} [{heading}] {first[:50]}", code))
+    return found
+
+
+def run_block(code: str, url: str, tmp_path: Path) -> tuple[int, str, str, bool]:
+    """Run ``code`` as a script; returns (exit code, stdout, stderr, needed Ctrl-C)."""
     import os
+    import signal
     import subprocess
     import sys
 
-    put_job(localhost.raw, "bull", "emails", "1")
-    (tmp_path / "readme_urls.py").write_text(block('include("bullmq_sync.contrib.django.dashboard_urls")'))
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
-    done = subprocess.run(
-        [sys.executable, "-c", DJANGO_README, localhost.url],
-        capture_output=True, text=True, env=env, cwd=root, timeout=120,
+    script = tmp_path / "readme_block.py"
+    script.write_text(code.replace("redis://localhost:6379", url))
+    env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    interrupted = False
+    try:
+        if ".run(" in code:
+            try:
+                out, err = proc.communicate(timeout=RUN_GRACE_S)
+            except subprocess.TimeoutExpired:
+                interrupted = True
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=BLOCK_TIMEOUT_S)
+        else:
+            out, err = proc.communicate(timeout=BLOCK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the block did not end within {BLOCK_TIMEOUT_S} s\n{err[-3000:]}")
+    return proc.returncode, out, err, interrupted
+
+
+@pytest.mark.parametrize("code", [c for _, c in readme_blocks()], ids=[i for i, _ in readme_blocks()])
+def test_every_readme_block_runs_as_written(code, local_redis, tmp_path):
+    returncode, out, err, _ = run_block(code, local_redis.url, tmp_path)
+    assert returncode == 0 and "Traceback" not in err, f"exit {returncode}\n{out[-2000:]}\n{err[-4000:]}"
+
+
+def test_the_harness_finds_every_block():
+    assert len(readme_blocks()) == README.count("```python")
+    ids = [i for i, _ in readme_blocks()]
+    assert len(set(ids)) == len(ids)

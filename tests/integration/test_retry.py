@@ -164,7 +164,9 @@ def test_job_in_another_state_raises_not_in_state_and_changes_nothing(queue, raw
     with pytest.raises(JobNotInState) as info:
         Job.from_id(queue, "1").retry("failed")
     assert info.value.code == -3 and info.value.state == "failed"
-    assert str(info.value) == "Job 1 is not in the failed state. reprocessJob"
+    actual = "waiting" if state == "wait" else state
+    assert info.value.actual_state == actual
+    assert str(info.value) == f"Job 1 is {actual}, not failed. reprocessJob"
     assert snapshot(raw, prefix) == before
 
 

@@ -176,7 +176,10 @@ def test_node_sees_our_refusal_codes_as_its_own(node6, redis_url, prefix):
     with pytest.raises(Exception) as theirs:
         node6.call("retryJob", queue="q", prefix=prefix, jobId=job_id)
     assert theirs.value.code == ours.value.code == -3
-    assert str(ours.value) in str(theirs.value)
+    # Node's text for the code; ours adds where the job is.
+    node_text = JobNotInState.template.format(job_id=job_id, state="failed", command="reprocessJob")
+    assert node_text in str(theirs.value)
+    assert str(ours.value) == f"Job {job_id} is waiting, not failed. reprocessJob"
 
 
 def test_job_failed_by_bullmq_5_is_retried_and_completed_by_6(node5, node6, redis_url, raw, prefix):

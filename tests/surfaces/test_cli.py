@@ -127,7 +127,7 @@ def test_retry_ids_reports_moved_skipped_errors(g, raw, prefix, capsys):
     assert main([*g, "retry", "q", "1", "2", "3", "404"]) == 1
     captured = capsys.readouterr()
     assert captured.out.strip() == "moved 2, skipped 1, errors 1"
-    assert "job 3: skipped, it is not failed" in captured.err
+    assert "job 3: skipped, it is completed, not failed" in captured.err
     assert "job 404: not found" in captured.err
     assert raw.zrange(f"{prefix}:q:failed", 0, -1) == []
     assert sorted(raw.lrange(f"{prefix}:q:wait", 0, -1)) == ["1", "2"]
@@ -235,7 +235,8 @@ def test_unreachable_redis_is_an_error_not_a_traceback():
     started = time.monotonic()
     result = run("--url", f"redis://127.0.0.1:{port}", "counts", "q")
     assert result.returncode == 1
-    assert result.stderr.startswith("bullmq-sync: error: Redis unavailable")
+    assert result.stderr.startswith(f"bullmq-sync: error: could not reach Redis at redis://127.0.0.1:{port} (")
+    assert "Connection refused" in result.stderr and len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert time.monotonic() - started < 20
 
@@ -375,6 +376,9 @@ def test_demo_on_an_embedded_redis(tmp_path):
     for event in ("job.added", "job.failed", "job.retried", "job.completed"):
         assert event in result.stderr
     assert "stopped the embedded redis-server" in out
+    lines = (out + result.stderr).splitlines()
+    assert max(len(line) for line in lines) <= 80  # fits a terminal
+    assert not [line for line in lines if "=None" in line or "replayed=False" in line]
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", int(url.group(2))), timeout=1).close()
 

@@ -7,13 +7,14 @@ from django.apps import AppConfig  # type: ignore[import-untyped]
 
 
 class BullMQConfig(AppConfig):
-    """``bullmq_sync.contrib.django``: settings check at startup, pool created on first use."""
+    """``bullmq_sync.contrib.django``: a system check of the settings, pool created on first use."""
 
     name = "bullmq_sync.contrib.django"
     label = "bullmq_sync"
     verbose_name = "BullMQ (bullmq-sync)"
 
     def ready(self) -> None:
-        from . import queues
-
-        queues.read_settings()  # fail at startup, not at the first request, on bad settings
+        # Bad settings are reported by `manage.py check` (and before runserver/migrate) as
+        # system check errors, and raise ImproperlyConfigured at first use; never a traceback
+        # at import time.
+        from . import checks  # noqa: F401  (registers the check)

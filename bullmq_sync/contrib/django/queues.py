@@ -14,11 +14,12 @@ from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-u
 from django.core.signals import setting_changed  # type: ignore[import-untyped]
 from django.db import DEFAULT_DB_ALIAS, transaction  # type: ignore[import-untyped]
 
-from ...connection import DEFAULT_URL, Connection
-from ...errors import InvalidArgument
+from ...connection import DEFAULT_URL, Connection, check_any_url, default_url
+from ...errors import ConfigurationError, InvalidArgument
+from ...keys import QueueKeys
 from ...queue import Queue
 
-_KEYS = frozenset({"URL", "PREFIX", "MAX_CONNECTIONS", "DASHBOARD"})
+_KEYS = frozenset({"URL", "PREFIX", "MAX_CONNECTIONS", "QUEUES", "DASHBOARD"})
 """``DASHBOARD`` (a dict) is read by ``dashboard_views``."""
 
 
@@ -29,32 +30,99 @@ class BullMQSettings:
     url: str = DEFAULT_URL
     prefix: str = "bull"
     max_connections: int = 16
+    queues: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with ``settings.BULLMQ`` (a system check error)."""
+
+    id: str
+    message: str
+    hint: str = ""
+
+
+def settings_problems() -> list[Problem]:
+    """Everything wrong with ``settings.BULLMQ``, found without connecting to Redis."""
+    raw = getattr(settings, "BULLMQ", None) or {}
+    if not isinstance(raw, dict):
+        return [Problem("bullmq_sync.E001", "settings.BULLMQ must be a dict", _SHAPE_HINT)]
+    found: list[Problem] = []
+    unknown = set(raw) - _KEYS
+    if unknown:
+        found.append(
+            Problem(
+                "bullmq_sync.E002",
+                f"unknown settings.BULLMQ key(s) {sorted(unknown)}; expected {sorted(_KEYS)}",
+                _SHAPE_HINT,
+            )
+        )
+    url = raw.get("URL") or default_url()
+    if not isinstance(url, str):
+        found.append(
+            Problem("bullmq_sync.E003", f"settings.BULLMQ URL must be a string, got {url!r}")
+        )
+    else:
+        try:
+            check_any_url(url)
+        except ConfigurationError as exc:
+            found.append(Problem("bullmq_sync.E003", f"settings.BULLMQ URL: {exc}", _URL_HINT))
+    prefix = raw.get("PREFIX", "bull")
+    if not isinstance(prefix, str) or not prefix:
+        found.append(
+            Problem(
+                "bullmq_sync.E004",
+                f"settings.BULLMQ PREFIX must be a non-empty string, got {prefix!r}",
+            )
+        )
+    max_connections = raw.get("MAX_CONNECTIONS", 16)
+    if (
+        isinstance(max_connections, bool)
+        or not isinstance(max_connections, int)
+        or max_connections < 1
+    ):
+        found.append(
+            Problem(
+                "bullmq_sync.E005",
+                f"settings.BULLMQ MAX_CONNECTIONS must be a positive int, got {max_connections!r}",
+            )
+        )
+    queues = raw.get("QUEUES", ())
+    if isinstance(queues, str) or not isinstance(queues, (list, tuple)):
+        found.append(
+            Problem(
+                "bullmq_sync.E006",
+                f"settings.BULLMQ QUEUES must be a list of queue names, got {queues!r}",
+            )
+        )
+    else:
+        for name in queues:
+            try:
+                QueueKeys(name, prefix if isinstance(prefix, str) and prefix else "bull")
+            except (InvalidArgument, ConfigurationError) as exc:
+                found.append(Problem("bullmq_sync.E006", f"settings.BULLMQ QUEUES: {exc}"))
+    return found
+
+
+_SHAPE_HINT = (
+    'BULLMQ = {"URL": "redis://host:6379/0", "PREFIX": "bull", "MAX_CONNECTIONS": 16, '
+    '"QUEUES": ["emails"]} (every key optional)'
+)
+_URL_HINT = "redis://[[user]:password@]host:port[/db], rediss://, unix://, redis+cluster://, redis+sentinel://"
 
 
 def read_settings() -> BullMQSettings:
     """Read and check ``settings.BULLMQ`` (raises ``ImproperlyConfigured``)."""
+    problems = settings_problems()
+    if problems:
+        raise ImproperlyConfigured("; ".join(p.message for p in problems))
     raw = getattr(settings, "BULLMQ", None) or {}
-    if not isinstance(raw, dict):
-        raise ImproperlyConfigured("settings.BULLMQ must be a dict")
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise ImproperlyConfigured(
-            f"unknown settings.BULLMQ key(s) {sorted(unknown)}; expected {sorted(_KEYS)}"
-        )
-    url = raw.get("URL", DEFAULT_URL)
-    prefix = raw.get("PREFIX", "bull")
-    max_connections = raw.get("MAX_CONNECTIONS", 16)
-    if not isinstance(url, str) or not isinstance(prefix, str) or not prefix:
-        raise ImproperlyConfigured("settings.BULLMQ URL and PREFIX must be strings")
-    if (
-        isinstance(max_connections, bool)
-        or not isinstance(max_connections, int)
-        or (max_connections < 1)
-    ):
-        raise ImproperlyConfigured(
-            f"settings.BULLMQ MAX_CONNECTIONS must be a positive int, got {max_connections!r}"
-        )
-    return BullMQSettings(url, prefix, max_connections)
+    return BullMQSettings(
+        raw.get("URL") or default_url(),
+        raw.get("PREFIX", "bull"),
+        raw.get("MAX_CONNECTIONS", 16),
+        tuple(raw.get("QUEUES", ())),
+    )
 
 
 class _Cache:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.core.management.base import BaseCommand, CommandError  # type: ignore[import-untyped]
 
 from .....cli import main
@@ -38,14 +40,30 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("queue")
-        parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="ARGS")
+        parser.add_argument("queue", help="the queue's name")
+        parser.add_argument(
+            "rest",
+            nargs=argparse.REMAINDER,
+            metavar="ARGS",
+            help="JOB_ID... or --all, and the options of `bullmq-sync retry --help`",
+        )
+
+    _from_argv = False
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        self._from_argv = True
+        super().run_from_argv(argv)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        config = read_settings()
+        try:
+            config = read_settings()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc), returncode=2) from exc
         argv = ["--url", config.url, "--prefix", config.prefix, "retry", options["queue"]]
         argv += list(options["rest"])
         with contextlib.redirect_stdout(_Writer(self.stdout)):
             code = main(argv)
+        if code and self._from_argv:
+            sys.exit(code)  # bullmq-sync already said why on stderr: no second line
         if code:
             raise CommandError(f"bullmq-sync retry exited with code {code}", returncode=code)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from argparse import ArgumentParser
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.core.management.base import BaseCommand, CommandError  # type: ignore[import-untyped]
 
 from .....cli.commands import UsageError, load_target
@@ -21,9 +22,13 @@ class Command(BaseCommand):
     help = "Process jobs of a queue with a Python function (module:function)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("target", metavar="module:function")
-        parser.add_argument("--queue", "-q", required=True)
-        parser.add_argument("--concurrency", "-c", type=int, default=1)
+        parser.add_argument(
+            "target", metavar="module:function", help="the processor, e.g. myapp.tasks:welcome"
+        )
+        parser.add_argument("--queue", "-q", required=True, help="the queue to process")
+        parser.add_argument(
+            "--concurrency", "-c", type=int, default=1, help="jobs processed at once (default: 1)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from .....worker import Worker
@@ -32,15 +37,15 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be at least 1")
         try:
             processor = load_target(options["target"])
-        except (UsageError, BullMQSyncError) as exc:
+            worker = Worker(
+                options["queue"],
+                processor,
+                connection=get_connection(),
+                prefix=read_settings().prefix,
+                concurrency=options["concurrency"],
+            )
+        except (UsageError, BullMQSyncError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from exc
-        worker = Worker(
-            options["queue"],
-            processor,
-            connection=get_connection(),
-            prefix=read_settings().prefix,
-            concurrency=options["concurrency"],
-        )
         self.stderr.write(
             f"worker on {options['queue']} (concurrency {options['concurrency']}); "
             "SIGTERM/Ctrl-C stops"
