@@ -114,7 +114,8 @@ class Dashboard:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         try:
-            response = self.dispatch(request)
+            with self.connection.short_budget():  # a page says soon that Redis is down
+                response = self.dispatch(request)
         except HTTPError as exc:
             response = self.message(request, exc.status, exc.message)
         except BullMQSyncError as exc:  # Redis unreachable, timed out, ...: say so, not a 500

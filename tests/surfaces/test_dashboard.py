@@ -358,6 +358,19 @@ def test_redis_down_is_a_503_page_not_a_crash(local_redis, prefix):
         assert local_redis.url.rsplit(":", 1)[1] not in down.text  # no address, no password
 
 
+def test_redis_down_answers_within_the_interactive_budget_not_the_connection_s(local_redis, prefix):
+    """A page gives up after the short interactive budget, not the app's long retry budget."""
+    import time
+
+    with Connection(local_redis.url, retry_budget=120.0) as connection:
+        client = Client(Dashboard(connection, prefix))
+        assert client.get("/").status_code == 200
+        local_redis.kill()
+        begun = time.monotonic()
+        assert client.get("/queue?name=q").status_code == 503
+        assert time.monotonic() - begun < 60  # a 120 s budget would still be retrying
+
+
 def test_live_streams_are_capped_and_slots_come_back(redis_url, prefix):
     with Connection(redis_url) as connection:
         app = Dashboard(connection, prefix, max_streams=2, sse_lifetime=0.1)
