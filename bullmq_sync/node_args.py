@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidArgument
+from .options import flag
 
 Check = Callable[[str, Any], Any]
 
@@ -31,9 +32,7 @@ Check = Callable[[str, Any], Any]
 
 def boolean(where: str, value: Any) -> bool:
     """A real bool (``1``/``"false"`` are refused: a misread flag can delete data)."""
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"{where} must be true or false (a bool), got {value!r}")
-    return value
+    return flag(where, value)
 
 
 def whole(low: int, high: int | None = None) -> Check:

@@ -172,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     dashboard.add_argument("--port", type=_port, default=8700, help="port (default 8700)")
     dashboard.add_argument("--read-only", action="store_true", help="hide and refuse actions")
-    dashboard.add_argument("--threads", type=_positive, default=16, help=argparse.SUPPRESS)
+    dashboard.add_argument(
+        "--threads", type=_positive, default=16, help="request threads of the server (default 16)"
+    )
     dashboard.set_defaults(handler=_dashboard)
     return parser
 

@@ -42,7 +42,7 @@ def test_none_is_not_given_and_our_spelling_is_accepted() -> None:
     assert shape.parse({"noop": True}) == {}
     with pytest.raises(InvalidArgument, match="given twice"):
         shape.parse({"some_flag": True, "someFlag": False})
-    with pytest.raises(InvalidArgument, match="must be true or false"):
+    with pytest.raises(InvalidArgument, match="must be True or False"):
         shape.parse({"noop": "yes"})
     with pytest.raises(InvalidArgument, match="options dict"):
         shape.parse(["someFlag"])
