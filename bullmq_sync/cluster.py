@@ -46,6 +46,7 @@ from .connection import (
     _decode,
     _pipeline,
     dedicated_client,
+    fill_outcome_ttl,
     redact_url,
 )
 from .errors import ConfigurationError, ScriptFailed, is_noscript, is_readonly
@@ -172,6 +173,14 @@ class ClusterConnection(Connection):
                 f"a cluster connection needs a URL or a RedisCluster, not {type(url).__name__}"
             )
         self.client = self._cluster
+        kwargs = getattr(self._cluster.nodes_manager, "connection_kwargs", None) or {}
+        self._reach = {
+            "socket_timeout": kwargs.get("socket_timeout"),
+            "socket_connect_timeout": kwargs.get("socket_connect_timeout"),
+            "pool_timeout": kwargs.get("timeout"),
+            "connect_tries": 1,
+        }
+        self._ttl_for = (-1.0, 0)
 
     def __repr__(self) -> str:
         return f"<ClusterConnection {self._description}{' closed' if self._closed else ''}>"
@@ -240,6 +249,7 @@ class ClusterConnection(Connection):
         """Run ``lua/<name>.lua`` on the primary owning its keys; NOSCRIPT is recovered."""
         script = self._scripts.get(name)
         slot = _slot_of_keys(keys)
+        args = fill_outcome_ttl(args, self.outcome_ttl_ms)
         return self._with_retry(
             lambda: _decode(self._on_slot(slot, lambda c: self._evalsha(c, script, keys, args)))
         )
@@ -249,7 +259,8 @@ class ClusterConnection(Connection):
     ) -> list[Any]:
         """Run one script several times, one round trip per slot (each call atomic on its own)."""
         script = self._scripts.get(name)
-        batch = [(list(keys), list(args)) for keys, args in calls]
+        ttl = self.outcome_ttl_ms
+        batch = [(list(keys), list(fill_outcome_ttl(args, ttl))) for keys, args in calls]
         groups: dict[int, list[int]] = {}
         for index, (keys, _) in enumerate(batch):
             groups.setdefault(_slot_of_keys(keys), []).append(index)

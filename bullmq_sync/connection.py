@@ -9,15 +9,17 @@ and our Lua scripts on it:
 * connection errors and timeouts are retried by tenacity, with exponential backoff and jitter,
   inside a total time budget; redis-py's own retries are switched off on pools we create, so
   there is exactly one retry owner;
-* a transition script receives a call token and stores its reply under it for a few minutes,
-  so a call repeated after a lost reply returns the original outcome instead of applying the
-  transition twice (see ``keys.OP_SEGMENT``).
+* a transition script receives a call token and, unless the job's own state will prove it,
+  stores its reply under it for as long as this connection's retries can reach (``outcome_ttl_ms``,
+  put in place of the ``OUTCOME_TTL_MS`` argument), so a call repeated after a lost reply returns
+  the original outcome instead of applying the transition twice (see ``keys.OP_SEGMENT``).
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
+import math
 import os
 import socket as _socket
 import threading
@@ -257,6 +259,84 @@ def dedicated_client(pool: redis.ConnectionPool, socket_timeout: float | None) -
     )
 
 
+class _OutcomeTtl:
+    """The ARGV placeholder for "this connection's outcome TTL in ms" (see ``outcome_ttl_ms``).
+
+    Callers put ``OUTCOME_TTL_MS`` in a transition script's arguments; the connection that
+    sends the call replaces it with its own ``outcome_ttl_ms``, so the TTL always matches the
+    retry policy of the client that may repeat the call.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "OUTCOME_TTL_MS"
+
+    def __str__(self) -> str:
+        raise TypeError("OUTCOME_TTL_MS is filled in by Connection.run_script, not sent as is")
+
+
+OUTCOME_TTL_MS: Any = _OutcomeTtl()
+"""Put this where a transition script takes its outcome TTL; the connection fills it in."""
+
+LONGEST_OUTCOME_TTL_MS = 10 * 60 * 1000
+"""The cap, also used when a socket timeout is unbounded (a retry's reach is then unknown)."""
+
+BACKOFF_CAP = 1.0
+"""The longest pause (s) between two retries (``wait_random_exponential(max=...)``)."""
+
+FIRST_PAUSE = 0.02
+"""The pause (s) before the first retry."""
+
+UNBOUNDED_CONNECT = 130.0
+"""How long (s) a connect without a timeout can take (Linux gives up after about 127 s)."""
+
+
+def outcome_ttl_ms(
+    *,
+    retry_budget: float,
+    socket_timeout: float | None,
+    socket_connect_timeout: float | None,
+    pool_timeout: float | None,
+    connect_tries: int = 1,
+) -> int:
+    """How long a transition's outcome must stay readable: the reach of a repeated call.
+
+    The outcome is written when the first attempt runs on the server (t0). Its reply can be
+    lost for up to ``socket_timeout`` before the client notices; retries then go on for
+    ``retry_budget`` (the stop is checked after a failed attempt, so one more attempt may start
+    after a pause of up to ``BACKOFF_CAP``); that last attempt may wait ``pool_timeout`` for a
+    pooled connection and ``connect_tries`` x ``socket_connect_timeout`` to connect, and its
+    command may still run on the server up to ``socket_timeout`` after it was sent. The sum is
+    the latest moment a repeat can run; a margin of a quarter (at least 2 s) covers a server
+    that stalls and the clocks' rates. Capped at ``LONGEST_OUTCOME_TTL_MS``, which is also
+    the answer when ``socket_timeout`` is None (a reply can then be awaited forever).
+    """
+    if socket_timeout is None:
+        return LONGEST_OUTCOME_TTL_MS
+    reach = (
+        2 * socket_timeout
+        + FIRST_PAUSE
+        + max(retry_budget, 0.0)
+        + BACKOFF_CAP
+        + (pool_timeout or 0.0)
+        + connect_tries
+        * (UNBOUNDED_CONNECT if socket_connect_timeout is None else socket_connect_timeout)
+    )
+    seconds = reach + max(2.0, reach / 4)
+    return min(LONGEST_OUTCOME_TTL_MS, math.ceil(seconds * 1000))
+
+
+def fill_outcome_ttl(args: Sequence[Any], ttl_ms: int) -> Sequence[Any]:
+    """``args`` with ``OUTCOME_TTL_MS`` replaced by ``ttl_ms`` (the same object when absent)."""
+    for index, arg in enumerate(args):
+        if arg is OUTCOME_TTL_MS:
+            filled = list(args)
+            filled[index] = ttl_ms
+            return filled
+    return args
+
+
 class _Tokens:
     """Unique call tokens: a random per-process nonce and a counter (renewed after fork)."""
 
@@ -378,6 +458,22 @@ class Connection:
             )
         self.client = redis.Redis(connection_pool=self.pool)
         """A redis-py client on the same pool, for commands this package does not wrap."""
+        self._reach = _reach_of_pool(self.pool, self._sentinel)
+        self._ttl_for: tuple[float, int] = (-1.0, 0)
+
+    @property
+    def outcome_ttl_ms(self) -> int:
+        """How long (ms) an outcome key must live for this connection's retries to reach it.
+
+        Derived from ``retry_budget`` and the pool's socket, connect and pool timeouts (see
+        ``outcome_ttl_ms()``); transition calls sent here carry it in place of
+        ``OUTCOME_TTL_MS``.
+        """
+        budget, ttl = self._ttl_for
+        if budget != self.retry_budget:
+            ttl = outcome_ttl_ms(retry_budget=self.retry_budget, **self._reach)
+            self._ttl_for = (self.retry_budget, ttl)
+        return ttl
 
     @classmethod
     def coerce(
@@ -450,6 +546,7 @@ class Connection:
     def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run ``lua/<name>.lua`` by SHA, loading it if Redis lost it; str replies."""
         script = self._scripts.get(name)
+        args = fill_outcome_ttl(args, self.outcome_ttl_ms)
         return self._with_retry(
             lambda: _decode(self._once(lambda c: self._evalsha(c, script, keys, args)))
         )
@@ -459,7 +556,8 @@ class Connection:
     ) -> list[Any]:
         """Run one script several times in one round trip (each call atomic on its own)."""
         script = self._scripts.get(name)
-        batch = list(calls)
+        ttl = self.outcome_ttl_ms
+        batch = [(keys, fill_outcome_ttl(args, ttl)) for keys, args in calls]
 
         def send(connection: Any) -> list[Any]:
             commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in batch]
@@ -645,6 +743,23 @@ class BlockingReader:
             socket, self._socket = self._socket, None
         if socket is not None:
             socket.disconnect()
+
+
+def _reach_of_pool(pool: Any, sentinel: Any = None) -> dict[str, Any]:
+    """The timeouts of ``pool`` that bound how late a retried call can run (``outcome_ttl_ms``)."""
+    kwargs = getattr(pool, "connection_kwargs", {}) or {}
+    tries = 1
+    retry = kwargs.get("retry")
+    if retry is not None:
+        tries += max(int(getattr(retry, "_retries", 0) or 0), 0)
+    if sentinel is not None:  # each new socket first asks the sentinels where the primary is
+        tries += len(getattr(sentinel, "sentinels", ()) or ())
+    return {
+        "socket_timeout": kwargs.get("socket_timeout"),
+        "socket_connect_timeout": kwargs.get("socket_connect_timeout"),
+        "pool_timeout": getattr(pool, "timeout", None),
+        "connect_tries": tries,
+    }
 
 
 def _command(connection: Any, args: Sequence[Any]) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import log
+from . import connection, log
 from .errors import InvalidArgument, job_error
 from .keys import validate_job_id
 from .options import decode_stored_opts
@@ -17,8 +17,8 @@ from .states import FINISHED_STATES, JobState
 if TYPE_CHECKING:
     from .queue import Queue
 
-OUTCOME_TTL_MS = 10 * 60 * 1000
-"""How long a transition's outcome key lives (it must outlast any retry budget)."""
+OUTCOME_TTL_MS = connection.OUTCOME_TTL_MS
+"""A transition's outcome TTL: the connection running the call fills in its ``outcome_ttl_ms``."""
 
 _RETRY_OPTION_NAMES = {
     "resetAttemptsMade": "reset_attempts_made",
