@@ -1,0 +1,152 @@
+"""Lost replies with short-lived or absent outcome keys: never applied twice, never a false error."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import redis
+from helpers import events
+from jobfactory import put_job
+from proxy import ReplyDroppingProxy
+
+from bullmq_sync import Connection, Queue
+from bullmq_sync.job import OUTCOME_TTL_MS
+
+pytestmark = pytest.mark.faults
+
+TOKEN = "w1:7"
+
+
+def small_budget(url: str) -> Connection:
+    """A connection whose retries reach only a few seconds (so its outcome keys are short)."""
+    return Connection(url, retry_budget=2.0, socket_timeout=1.0, socket_connect_timeout=1.0,
+                      pool_timeout=1.0)
+
+
+def finish_call(queue: Queue, job_id: str, target: str, value: str, *, keep: str = "",
+                fetch_next: bool = False, token: str = TOKEN) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """KEYS/ARGV of lua/finishJob.lua as the worker sends them (a fresh call token)."""
+    keys = queue.keys
+    return (
+        (keys.wait, keys.active, keys.prioritized, keys.events, keys.stalled, keys.limiter,
+         keys.delayed, keys.meta, keys.pc, keys.state(target), keys.job(job_id), keys.marker,
+         keys.op(queue.next_token())),
+        (job_id, int(time.time() * 1000), target, value, keys.base, token, keep, "", "", 1,
+         '["trace"]' if target == "failed" else "", "1" if fetch_next else "0", 30000, "", "",
+         "w1", OUTCOME_TTL_MS),
+    )
+
+
+def active_job(raw: Any, prefix: str, job_id: str, token: str = TOKEN) -> None:
+    put_job(raw, prefix, "q", job_id, state="active", extra={"opts": "{}", "atm": "0"})
+    raw.set(f"{prefix}:q:{job_id}:lock", token, px=30000)
+
+
+def outcome_keys(raw: Any, prefix: str) -> list[str]:
+    return list(raw.scan_iter(match=f"{prefix}:q:bqs:op:*"))
+
+
+def lost_reply(proxy: ReplyDroppingProxy, queue: Queue, call: tuple[Any, Any]) -> Any:
+    queue.connection.execute("PING")  # a warm pool with the scripts loaded
+    proxy.drop_next_reply()
+    reply = queue.connection.run_script("finishJob", *call)
+    assert proxy.dropped == 1
+    return reply
+
+
+@pytest.fixture
+def setup(local_redis: Any, prefix: str) -> Any:
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    proxy = ReplyDroppingProxy(local_redis.port)
+    queue = Queue("q", connection=small_budget(proxy.url), prefix=prefix)
+    yield raw, proxy, queue
+    queue.close()
+    queue.connection.close()
+    proxy.close()
+
+
+def test_add_retried_inside_the_budget_replays_its_key(setup: Any, prefix: str) -> None:
+    raw, proxy, queue = setup
+    queue.connection.execute("PING")
+    proxy.drop_next_reply()
+    job = queue.add("once", {"n": 1})
+    assert proxy.dropped == 1
+    assert raw.lrange(f"{prefix}:q:wait", 0, -1) == [job.id] == ["1"]
+    assert raw.get(f"{prefix}:q:id") == "1"
+    [key] = outcome_keys(raw, prefix)
+    assert raw.get(key) == "=1"
+    assert 0 < raw.pttl(key) <= queue.connection.outcome_ttl_ms <= 20000
+
+
+def test_completed_under_the_lock_is_proven_by_the_job_after_a_lost_reply(setup: Any, prefix: str) -> None:
+    raw, proxy, queue = setup
+    active_job(raw, prefix, "a")
+    call = finish_call(queue, "a", "completed", '{"ok":1}')
+    assert lost_reply(proxy, queue, call) == 0  # the truth, not -2 (lock gone)
+    fields = raw.hgetall(f"{prefix}:q:a")
+    assert fields["atm"] == "1" and fields["returnvalue"] == '{"ok":1}'
+    assert raw.zscore(f"{prefix}:q:completed", "a") == call[1][1]
+    assert [e["event"] for e in events(raw, prefix)].count("completed") == 1
+    assert outcome_keys(raw, prefix) == []
+
+
+def test_failed_under_the_lock_is_proven_by_the_job_after_a_lost_reply(setup: Any, prefix: str) -> None:
+    raw, proxy, queue = setup
+    active_job(raw, prefix, "f")
+    call = finish_call(queue, "f", "failed", "broke")
+    assert lost_reply(proxy, queue, call) == 0
+    assert raw.hget(f"{prefix}:q:f", "atm") == "1"
+    kinds = [e["event"] for e in events(raw, prefix)]
+    assert kinds.count("failed") == 1 and kinds.count("retries-exhausted") == 1
+    assert outcome_keys(raw, prefix) == []
+
+
+def test_finish_and_fetch_hands_back_the_same_next_job_after_a_lost_reply(setup: Any, prefix: str) -> None:
+    raw, proxy, queue = setup
+    active_job(raw, prefix, "a")
+    put_job(raw, prefix, "q", "b", state="wait", extra={"opts": "{}", "ats": "0", "atm": "0"})
+    put_job(raw, prefix, "q", "c", state="wait", extra={"opts": "{}", "ats": "0", "atm": "0"})
+    call = finish_call(queue, "a", "completed", "1", fetch_next=True)
+    reply = lost_reply(proxy, queue, call)
+    assert reply[1] == "b" and reply[4] == 1  # the job the first run took, as a repeat
+    assert raw.get(f"{prefix}:q:b:lock") == TOKEN
+    assert raw.hget(f"{prefix}:q:b", "ats") == "1"
+    assert raw.lrange(f"{prefix}:q:wait", 0, -1) == ["c"]  # no second job taken
+    assert raw.lrange(f"{prefix}:q:active", 0, -1) == ["b"]
+    assert [e["jobId"] for e in events(raw, prefix) if e["event"] == "active"] == ["b"]
+    assert outcome_keys(raw, prefix) == []
+
+
+def test_removed_on_completion_replays_its_short_key_after_a_lost_reply(setup: Any, prefix: str) -> None:
+    raw, proxy, queue = setup
+    active_job(raw, prefix, "r")
+    put_job(raw, prefix, "q", "n", state="wait", extra={"opts": "{}", "ats": "0", "atm": "0"})
+    call = finish_call(queue, "r", "completed", "1", keep="0", fetch_next=True)
+    reply = lost_reply(proxy, queue, call)
+    assert reply[1] == "n" and reply[4] == 1
+    assert not raw.exists(f"{prefix}:q:r")
+    assert [e["event"] for e in events(raw, prefix)].count("completed") == 1
+    [key] = outcome_keys(raw, prefix)
+    assert raw.get(key) == "j:n" and 0 < raw.pttl(key) <= queue.connection.outcome_ttl_ms
+
+
+def test_a_refused_finish_still_reports_the_refusal_after_a_lost_reply(setup: Any, prefix: str) -> None:
+    raw, proxy, queue = setup
+    active_job(raw, prefix, "m", token="someone-else")
+    call = finish_call(queue, "m", "completed", "1")
+    assert lost_reply(proxy, queue, call) == -6
+    assert raw.lrange(f"{prefix}:q:active", 0, -1) == ["m"]
+    assert raw.hget(f"{prefix}:q:m", "atm") == "0"
+
+
+def test_a_job_finished_by_someone_else_is_not_mistaken_for_ours(setup: Any, prefix: str) -> None:
+    """Another worker's finish (other time, other value) proves nothing about this call."""
+    raw, proxy, queue = setup
+    active_job(raw, prefix, "o")
+    theirs = finish_call(queue, "o", "completed", '"theirs"')
+    assert queue.connection.run_script("finishJob", *theirs) == 0
+    ours = finish_call(queue, "o", "completed", '"ours"')
+    assert queue.connection.run_script("finishJob", *ours) == -2
+    assert raw.hget(f"{prefix}:q:o", "returnvalue") == '"theirs"'
