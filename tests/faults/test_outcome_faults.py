@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import events
+from helpers import events, wait_for
 from jobfactory import put_job
 from proxy import ReplyDroppingProxy
 
-from bullmq_sync import Connection, Queue
+from bullmq_sync import Connection, Queue, Worker
 from bullmq_sync.job import OUTCOME_TTL_MS
 
 pytestmark = pytest.mark.faults
@@ -150,3 +150,33 @@ def test_a_job_finished_by_someone_else_is_not_mistaken_for_ours(setup: Any, pre
     ours = finish_call(queue, "o", "completed", '"ours"')
     assert queue.connection.run_script("finishJob", *ours) == -2
     assert raw.hget(f"{prefix}:q:o", "returnvalue") == '"theirs"'
+
+
+@pytest.mark.parametrize("remove_on_complete", [None, True])
+def test_worker_whose_finish_reply_is_lost_reports_one_clean_completion(
+    local_redis: Any, prefix: str, remove_on_complete: Any
+) -> None:
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    proxy = ReplyDroppingProxy(local_redis.port)
+    errors: list[BaseException] = []
+    completed: list[str] = []
+    with Queue("q", connection=local_redis.url, prefix=prefix) as queue:
+        job = queue.add("once", {})
+
+    def processor(j: Any) -> str:
+        proxy.drop_next_reply()  # the next reply the server sends is the finish's
+        return "done"
+
+    with Worker("q", processor, connection=small_budget(proxy.url), prefix=prefix, drain_delay=1,
+                stalled_interval=600000, remove_on_complete=remove_on_complete,
+                on_error=errors.append, on_completed=lambda j, r: completed.append(j.id)):
+        wait_for(lambda: completed)
+    assert proxy.dropped == 1
+    assert errors == [] and completed == [job.id]
+    assert [e["event"] for e in events(raw, prefix)].count("completed") == 1
+    if remove_on_complete:
+        assert not raw.exists(f"{prefix}:q:{job.id}")
+    else:
+        assert raw.hget(f"{prefix}:q:{job.id}", "atm") == "1"
+        assert raw.zcard(f"{prefix}:q:completed") == 1
+    proxy.close()
