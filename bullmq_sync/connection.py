@@ -17,6 +17,7 @@ and our Lua scripts on it:
 
 from __future__ import annotations
 
+import base64
 import collections
 import itertools
 import math
@@ -338,14 +339,18 @@ def fill_outcome_ttl(args: Sequence[Any], ttl_ms: int) -> Sequence[Any]:
 
 
 class _Tokens:
-    """Unique call tokens: a random per-process nonce and a counter (renewed after fork)."""
+    """Unique call tokens: a random per-process nonce and a counter (renewed after fork).
+
+    48 random bits as 8 URL-safe base64 characters, then the counter in hex: short, because
+    each token is part of an outcome key name.
+    """
 
     def __init__(self) -> None:
         self._renew()
         os.register_at_fork(after_in_child=self._renew)
 
     def _renew(self) -> None:
-        self._nonce = os.urandom(6).hex()
+        self._nonce = base64.urlsafe_b64encode(os.urandom(6)).decode("ascii")
         self._counter = itertools.count(1)
 
     def next(self) -> str:

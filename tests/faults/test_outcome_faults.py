@@ -76,8 +76,27 @@ def test_add_retried_inside_the_budget_replays_its_key(setup: Any, prefix: str) 
     assert raw.lrange(f"{prefix}:q:wait", 0, -1) == [job.id] == ["1"]
     assert raw.get(f"{prefix}:q:id") == "1"
     [key] = outcome_keys(raw, prefix)
-    assert raw.get(key) == "=1"
+    assert raw.get(key) == "1"
     assert 0 < raw.pttl(key) <= queue.connection.outcome_ttl_ms <= 20000
+
+
+@pytest.mark.parametrize("how", ["custom id", "bulk"])
+def test_other_adds_replay_their_compact_keys(setup: Any, prefix: str, log_events: Any, how: str) -> None:
+    raw, proxy, queue = setup
+    queue.connection.execute("PING")
+    proxy.drop_next_reply()
+    if how == "custom id":
+        jobs = [queue.add("once", {}, {"jobId": "[odd"})]
+        stored = "=[odd"
+    else:
+        jobs = queue.add_bulk([{"name": "a", "data": {}}, {"name": "b", "data": {}}])
+        stored = '[["1","2"],{},{},{}]'
+    assert proxy.dropped == 1
+    assert [job.id for job in jobs] == (["[odd"] if how == "custom id" else ["1", "2"])
+    assert sorted(raw.lrange(f"{prefix}:q:wait", 0, -1)) == sorted(job.id for job in jobs)
+    assert not any(e["event"] == "duplicated" for e in events(raw, prefix))
+    [key] = outcome_keys(raw, prefix)
+    assert raw.get(key).replace(" ", "") in (stored, stored.replace("{}", "[]"))
 
 
 def test_completed_under_the_lock_is_proven_by_the_job_after_a_lost_reply(setup: Any, prefix: str) -> None:

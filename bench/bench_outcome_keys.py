@@ -1,0 +1,192 @@
+"""What exactly-once costs in Redis: outcome keys held at steady state under a mixed load.
+
+    python bench/bench_outcome_keys.py [--rate 1000] [--seconds 20] [--before 15854dd]
+
+A steady load runs for ``--seconds``: one thread adds single jobs at ``--rate`` per second
+(``queue.add``, as a web app does) while a Worker (concurrency 8) processes them (no-op).
+Every second the bench counts the queue's outcome keys (SCAN); at the end it sums their
+``MEMORY USAGE`` and reads their TTL. Keys held at steady state = keys written per job x rate x
+TTL (a run shorter than the TTL loses none, so it measures keys written per job exactly).
+
+Contenders, each in a fresh process on one private redis-server (never the machine's own),
+with two keep policies (keep all, BullMQ's default; and removeOnComplete 1000):
+- "before": the package as of git revision ``--before`` (exported with ``git archive``),
+  when every transition kept a 10-minute key;
+- "now": this tree, with its default connection (TTL from the retry policy);
+- "now, short TTL": this tree with a 0.5 s retry budget and timeouts, run long enough for
+  keys to expire, so the observed plateau checks the steady-state formula.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from common import ROOT, start_redis
+
+ISSUE_KEYS, ISSUE_MB = 600_000, 65.0  # the issue's figure for 1,000 transitions/s
+
+
+def child(url: str, rate: int, seconds: float, keep: str, short: bool) -> None:
+    """Run the load with whichever bullmq_sync this process imports; print one JSON line."""
+    import redis
+
+    from bullmq_sync import Connection, Queue, Worker
+    from bullmq_sync.keys import OP_SEGMENT
+
+    prefix = f"b{uuid.uuid4().hex[:8]}"
+    raw = redis.Redis.from_url(url, decode_responses=True)
+    timeouts = dict(retry_budget=0.5, socket_timeout=0.5, socket_connect_timeout=0.5,
+                    pool_timeout=0.5) if short else {}
+    connection = Connection(url, **timeouts)
+    pattern = f"{prefix}:q:{OP_SEGMENT}*"
+    remove = None if keep == "all" else 1000
+    processed = [0]
+    lock = threading.Lock()
+
+    def work(job: object) -> None:
+        with lock:
+            processed[0] += 1
+
+    def count() -> int:
+        return sum(1 for _ in raw.scan_iter(match=pattern, count=5000))
+
+    added = 0
+    samples: list[tuple[float, int]] = []
+    with Queue("q", connection=connection, prefix=prefix) as queue, \
+            Worker("q", work, connection=connection, prefix=prefix, concurrency=8, drain_delay=1,
+                   remove_on_complete=remove):
+        start = time.monotonic()
+        next_sample = start + 1
+        while (now := time.monotonic()) < start + seconds:
+            due = start + added / rate
+            if now < due:
+                time.sleep(min(due - now, max(0.0, next_sample - now)))
+            else:
+                queue.add("noop", {"i": added})
+                added += 1
+            if time.monotonic() >= next_sample:
+                samples.append((round(time.monotonic() - start, 1), count()))
+                next_sample += 1
+        elapsed = time.monotonic() - start
+        deadline = time.monotonic() + 30
+        while processed[0] < added and time.monotonic() < deadline:
+            time.sleep(0.01)
+    keys = list(raw.scan_iter(match=pattern, count=5000))
+    sample = keys[:5000]
+    pipe = raw.pipeline(transaction=False)
+    for key in sample:
+        pipe.memory_usage(key, samples=0)
+        pipe.pttl(key)
+    replies = pipe.execute()
+    sizes, ttls = replies[0::2], [t for t in replies[1::2] if t and t > 0]
+    print(json.dumps({
+        "added": added, "processed": processed[0], "seconds": elapsed, "keys_at_end": len(keys),
+        "bytes_per_key": statistics.mean(sizes) if sizes else 0.0,
+        "ttl_ms": max(ttls) if ttls else 0, "configured_ttl_ms": _ttl_of(connection),
+        "samples": samples,
+    }))
+    connection.close()
+
+
+def _ttl_of(connection: object) -> int:
+    """The connection's outcome TTL (ms); 600000 for a package that predates the setting."""
+    return int(getattr(connection, "outcome_ttl_ms", 600_000))
+
+
+def run(tree: Path, url: str, rate: int, seconds: float, keep: str, short: bool) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", url, "--rate", str(rate),
+               "--seconds", str(seconds), "--keep", keep] + (["--short"] if short else [])
+    env = dict(os.environ, BULLMQ_SYNC_TREE=str(tree))
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bench child failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def steady(result: dict, rate: int) -> tuple[float, float]:
+    """(keys, MB) held at steady state at ``rate`` jobs/s: written per job x rate x TTL."""
+    per_job = result["keys_at_end"] / max(result["added"], 1)
+    ttl_s = result["configured_ttl_ms"] / 1000
+    keys = per_job * rate * ttl_s
+    return keys, keys * result["bytes_per_key"] / 1e6
+
+
+def export(revision: str) -> Path | None:
+    target = Path(tempfile.mkdtemp(prefix="bqs-before-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "bullmq_sync", "lua"],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        print(f"(no revision {revision!r}: the 'before' column is skipped)")
+        return None
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=1000, help="jobs added (and processed) per s")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--before", default="15854dd",
+                        help="git revision of the ten-minute design ('' = skip)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", default="all", help=argparse.SUPPRESS)
+    parser.add_argument("--short", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.rate, args.seconds, args.keep, args.short)
+        return
+    before = export(args.before) if args.before else None
+    server = start_redis(None)
+    rows = []
+    try:
+        for keep in ("all", "1000"):
+            contenders = ([("before", before, False)] if before else []) + [("now", ROOT, False)]
+            for label, tree, short in contenders:
+                result = run(tree, server.url, args.rate, args.seconds, keep, short)
+                rows.append((label, keep, result))
+        short_run = run(ROOT, server.url, args.rate, max(args.seconds, 20.0), "all", True)
+    finally:
+        server.stop()
+    print(f"\nOutcome keys at steady state, {args.rate} jobs/s added and processed "
+          f"({args.seconds:.0f} s of load per row)")
+    print(f"{'design':8} {'keep':>9} {'jobs/s':>7} {'keys/job':>8} {'B/key':>6} {'TTL s':>6} "
+          f"{'steady keys':>12} {'steady MB':>10}")
+    figures: dict[tuple[str, str], tuple[float, float]] = {}
+    for label, keep, result in rows:
+        keys, mb = steady(result, args.rate)
+        figures[(label, keep)] = (keys, mb)
+        print(f"{label:8} {('all' if keep == 'all' else 'count ' + keep):>9} "
+              f"{result['added'] / result['seconds']:7.0f} "
+              f"{result['keys_at_end'] / max(result['added'], 1):8.3f} "
+              f"{result['bytes_per_key']:6.1f} {result['configured_ttl_ms'] / 1000:6.1f} "
+              f"{keys:12,.0f} {mb:10.2f}")
+    for keep in ("all", "1000"):
+        if ("before", keep) in figures:
+            old, new = figures[("before", keep)], figures[("now", keep)]
+            print(f"now / before, keep {keep}: keys 1/{old[0] / max(new[0], 1):.1f}, "
+                  f"bytes 1/{old[1] / max(new[1], 1e-9):.1f}")
+    new = figures[("now", "all")]
+    print(f"now (keep all) vs the issue's {ISSUE_KEYS:,} keys / {ISSUE_MB:.0f} MB: "
+          f"keys 1/{ISSUE_KEYS / max(new[0], 1):.1f}, bytes 1/{ISSUE_MB / max(new[1], 1e-9):.1f}")
+    plateau = [n for t, n in short_run["samples"] if t > short_run["configured_ttl_ms"] / 1000 + 2]
+    now_all = next(result for label, keep, result in rows if (label, keep) == ("now", "all"))
+    per_job = now_all["keys_at_end"] / max(now_all["added"], 1)
+    predicted = (per_job * short_run["added"] / short_run["seconds"]
+                 * short_run["configured_ttl_ms"] / 1000)
+    print(f"check with a {short_run['configured_ttl_ms'] / 1000:.2f} s TTL: observed plateau "
+          f"(median of {len(plateau)} samples) {statistics.median(plateau) if plateau else 0:,.0f} "
+          f"keys, formula {predicted:,.0f}")
+
+
+if __name__ == "__main__":
+    main()
