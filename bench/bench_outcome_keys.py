@@ -8,8 +8,9 @@ Every second the bench counts the queue's outcome keys (SCAN); at the end it sum
 ``MEMORY USAGE`` and reads their TTL. Keys held at steady state = keys written per job x rate x
 TTL (a run shorter than the TTL loses none, so it measures keys written per job exactly).
 
-Contenders, each in a fresh process on one private redis-server (never the machine's own),
-with two keep policies (keep all, BullMQ's default; and removeOnComplete 1000):
+Contenders, each in a fresh process on a fresh private redis-server (never the machine's own),
+with BullMQ's default prefix and a queue named "emails" (key names, hence bytes, as in a real
+deployment), with two keep policies (keep all, BullMQ's default; and removeOnComplete 1000):
 - "before": the package as of git revision ``--before`` (exported with ``git archive``),
   when every transition kept a 10-minute key;
 - "now": this tree, with its default connection (TTL from the retry policy);
@@ -28,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from common import ROOT, start_redis
@@ -43,12 +43,12 @@ def child(url: str, rate: int, seconds: float, keep: str, short: bool) -> None:
     from bullmq_sync import Connection, Queue, Worker
     from bullmq_sync.keys import OP_SEGMENT
 
-    prefix = f"b{uuid.uuid4().hex[:8]}"
+    prefix, name = "bull", "emails"
     raw = redis.Redis.from_url(url, decode_responses=True)
     timeouts = dict(retry_budget=0.5, socket_timeout=0.5, socket_connect_timeout=0.5,
                     pool_timeout=0.5) if short else {}
     connection = Connection(url, **timeouts)
-    pattern = f"{prefix}:q:{OP_SEGMENT}*"
+    pattern = f"{prefix}:{name}:{OP_SEGMENT}*"
     remove = None if keep == "all" else 1000
     processed = [0]
     lock = threading.Lock()
@@ -62,8 +62,8 @@ def child(url: str, rate: int, seconds: float, keep: str, short: bool) -> None:
 
     added = 0
     samples: list[tuple[float, int]] = []
-    with Queue("q", connection=connection, prefix=prefix) as queue, \
-            Worker("q", work, connection=connection, prefix=prefix, concurrency=8, drain_delay=1,
+    with Queue(name, connection=connection, prefix=prefix) as queue, \
+            Worker(name, work, connection=connection, prefix=prefix, concurrency=8, drain_delay=1,
                    remove_on_complete=remove):
         start = time.monotonic()
         next_sample = start + 1
@@ -103,11 +103,16 @@ def _ttl_of(connection: object) -> int:
     return int(getattr(connection, "outcome_ttl_ms", 600_000))
 
 
-def run(tree: Path, url: str, rate: int, seconds: float, keep: str, short: bool) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", url, "--rate", str(rate),
-               "--seconds", str(seconds), "--keep", keep] + (["--short"] if short else [])
+def run(tree: Path, rate: int, seconds: float, keep: str, short: bool) -> dict:
+    server = start_redis(None)
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", server.url,
+               "--rate", str(rate), "--seconds", str(seconds), "--keep", keep]
     env = dict(os.environ, BULLMQ_SYNC_TREE=str(tree))
-    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(command + (["--short"] if short else []), cwd=tree, env=env,
+                              capture_output=True, text=True, check=False)
+    finally:
+        server.stop()
     if done.returncode != 0:
         raise SystemExit(f"bench child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -146,17 +151,12 @@ def main() -> None:
         child(args.child, args.rate, args.seconds, args.keep, args.short)
         return
     before = export(args.before) if args.before else None
-    server = start_redis(None)
     rows = []
-    try:
-        for keep in ("all", "1000"):
-            contenders = ([("before", before, False)] if before else []) + [("now", ROOT, False)]
-            for label, tree, short in contenders:
-                result = run(tree, server.url, args.rate, args.seconds, keep, short)
-                rows.append((label, keep, result))
-        short_run = run(ROOT, server.url, args.rate, max(args.seconds, 20.0), "all", True)
-    finally:
-        server.stop()
+    for keep in ("all", "1000"):
+        contenders = ([("before", before)] if before else []) + [("now", ROOT)]
+        for label, tree in contenders:
+            rows.append((label, keep, run(tree, args.rate, args.seconds, keep, False)))
+    short_run = run(ROOT, args.rate, max(args.seconds, 20.0), "all", True)
     print(f"\nOutcome keys at steady state, {args.rate} jobs/s added and processed "
           f"({args.seconds:.0f} s of load per row)")
     print(f"{'design':8} {'keep':>9} {'jobs/s':>7} {'keys/job':>8} {'B/key':>6} {'TTL s':>6} "

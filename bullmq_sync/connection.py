@@ -50,6 +50,7 @@ from .errors import (
     ClientClosed,
     ConfigurationError,
     PoolTimeout,
+    RedisUnavailable,
     ScriptFailed,
     is_noscript,
     is_readonly,
@@ -289,43 +290,63 @@ BACKOFF_CAP = 1.0
 FIRST_PAUSE = 0.02
 """The pause (s) before the first retry."""
 
-UNBOUNDED_CONNECT = 130.0
-"""How long (s) a connect without a timeout can take (Linux gives up after about 127 s)."""
+
+def send_window(*, retry_budget: float, socket_timeout: float | None) -> float:
+    """How long (s) after its first send a transition call may still be sent again.
+
+    The first reply can be lost for up to ``socket_timeout`` before the client notices; the
+    retries then go on for ``retry_budget``, and as the stop is checked after a failed attempt,
+    one more may start after a pause of up to ``BACKOFF_CAP``. A repeat that would be sent later
+    (it waited for a pooled connection or a connect) is refused with an ambiguous
+    ``RedisUnavailable`` instead, so the outcome it needs is still there. Infinite when
+    ``socket_timeout`` is None.
+    """
+    if socket_timeout is None:
+        return math.inf
+    return socket_timeout + FIRST_PAUSE + max(retry_budget, 0.0) + BACKOFF_CAP
 
 
-def outcome_ttl_ms(
-    *,
-    retry_budget: float,
-    socket_timeout: float | None,
-    socket_connect_timeout: float | None,
-    pool_timeout: float | None,
-    connect_tries: int = 1,
-) -> int:
-    """How long a transition's outcome must stay readable: the reach of a repeated call.
+def outcome_ttl_ms(*, retry_budget: float, socket_timeout: float | None) -> int:
+    """How long (ms) a transition's outcome must stay readable: the reach of a repeated call.
 
-    The outcome is written when the first attempt runs on the server (t0). Its reply can be
-    lost for up to ``socket_timeout`` before the client notices; retries then go on for
-    ``retry_budget`` (the stop is checked after a failed attempt, so one more attempt may start
-    after a pause of up to ``BACKOFF_CAP``); that last attempt may wait ``pool_timeout`` for a
-    pooled connection and ``connect_tries`` x ``socket_connect_timeout`` to connect, and its
-    command may still run on the server up to ``socket_timeout`` after it was sent. The sum is
-    the latest moment a repeat can run; a margin of a quarter (at least 2 s) covers a server
-    that stalls and the clocks' rates. Capped at ``LONGEST_OUTCOME_TTL_MS``, which is also
-    the answer when ``socket_timeout`` is None (a reply can then be awaited forever).
+    The outcome is written when the first send runs on the server; a repeat is sent at most
+    ``send_window()`` later, and may still run up to ``socket_timeout`` after it was sent (the
+    client stops waiting then, the server may not have). A margin of a quarter (at least 2 s)
+    covers a server that stalls and clock rates. Capped at ``LONGEST_OUTCOME_TTL_MS``, which
+    is also the answer when ``socket_timeout`` is None (a reply may then be awaited forever).
+    With the defaults (10 s budget, 10 s socket timeout): 31.02 s + 7.76 s = 38.8 s.
     """
     if socket_timeout is None:
         return LONGEST_OUTCOME_TTL_MS
-    reach = (
-        2 * socket_timeout
-        + FIRST_PAUSE
-        + max(retry_budget, 0.0)
-        + BACKOFF_CAP
-        + (pool_timeout or 0.0)
-        + connect_tries
-        * (UNBOUNDED_CONNECT if socket_connect_timeout is None else socket_connect_timeout)
-    )
+    reach = send_window(retry_budget=retry_budget, socket_timeout=socket_timeout) + socket_timeout
     seconds = reach + max(2.0, reach / 4)
     return min(LONGEST_OUTCOME_TTL_MS, math.ceil(seconds * 1000))
+
+
+class SendWindow:
+    """``check(args)``: ``args``, or an ambiguous ``RedisUnavailable`` once the window closed.
+
+    The window opens at the first check (the first send of a transition call) and lasts
+    ``seconds``; checked right before each send, after the pool wait and the connect.
+    """
+
+    __slots__ = ("_closes", "_seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._closes: float | None = None
+
+    def check(self, args: Sequence[Any]) -> Sequence[Any]:
+        now = time.monotonic()
+        if self._closes is None:
+            self._closes = now + self._seconds
+        elif now > self._closes:
+            raise RedisUnavailable(
+                f"a repeated call could not be sent within {self._seconds:.1f} s of the first: "
+                "its outcome could no longer be confirmed",
+                ambiguous=True,
+            )
+        return args
 
 
 def fill_outcome_ttl(args: Sequence[Any], ttl_ms: int) -> Sequence[Any]:
@@ -463,22 +484,36 @@ class Connection:
             )
         self.client = redis.Redis(connection_pool=self.pool)
         """A redis-py client on the same pool, for commands this package does not wrap."""
-        self._reach = _reach_of_pool(self.pool, self._sentinel)
-        self._ttl_for: tuple[float, int] = (-1.0, 0)
+        self._socket_timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
+        self._ttl_for: tuple[float, int, float] = (-1.0, 0, 0.0)
 
     @property
     def outcome_ttl_ms(self) -> int:
         """How long (ms) an outcome key must live for this connection's retries to reach it.
 
-        Derived from ``retry_budget`` and the pool's socket, connect and pool timeouts (see
-        ``outcome_ttl_ms()``); transition calls sent here carry it in place of
-        ``OUTCOME_TTL_MS``.
+        Derived from ``retry_budget`` and the pool's socket timeout (see ``outcome_ttl_ms()``;
+        a repeat later than ``send_window()`` is refused); transition calls sent here carry it
+        in place of ``OUTCOME_TTL_MS``.
         """
-        budget, ttl = self._ttl_for
+        return self._outcome_policy()[0]
+
+    def _outcome_policy(self) -> tuple[int, float]:
+        """(outcome TTL ms, send window s) for the current ``retry_budget``."""
+        budget, ttl, window = self._ttl_for
         if budget != self.retry_budget:
-            ttl = outcome_ttl_ms(retry_budget=self.retry_budget, **self._reach)
-            self._ttl_for = (self.retry_budget, ttl)
-        return ttl
+            budget, timeout = self.retry_budget, self._socket_timeout
+            ttl = outcome_ttl_ms(retry_budget=budget, socket_timeout=timeout)
+            window = send_window(retry_budget=budget, socket_timeout=timeout)
+            self._ttl_for = (self.retry_budget, ttl, window)
+        return ttl, window
+
+    def _guarded(self, args: Sequence[Any]) -> tuple[Sequence[Any], Callable[[Any], Any]]:
+        """A transition's args with its TTL filled in, and the check to run before each send."""
+        ttl, window = self._outcome_policy()
+        filled = fill_outcome_ttl(args, ttl)
+        if filled is args:
+            return args, _unguarded
+        return filled, SendWindow(window).check
 
     @classmethod
     def coerce(
@@ -551,9 +586,9 @@ class Connection:
     def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run ``lua/<name>.lua`` by SHA, loading it if Redis lost it; str replies."""
         script = self._scripts.get(name)
-        args = fill_outcome_ttl(args, self.outcome_ttl_ms)
+        args, guard = self._guarded(args)
         return self._with_retry(
-            lambda: _decode(self._once(lambda c: self._evalsha(c, script, keys, args)))
+            lambda: _decode(self._once(lambda c: self._evalsha(c, script, keys, guard(args))))
         )
 
     def run_script_many(
@@ -561,10 +596,14 @@ class Connection:
     ) -> list[Any]:
         """Run one script several times in one round trip (each call atomic on its own)."""
         script = self._scripts.get(name)
-        ttl = self.outcome_ttl_ms
-        batch = [(keys, fill_outcome_ttl(args, ttl)) for keys, args in calls]
+        ttl, window = self._outcome_policy()
+        given = list(calls)
+        batch = [(keys, fill_outcome_ttl(args, ttl)) for keys, args in given]
+        outcomes = any(OUTCOME_TTL_MS in args for _, args in given)
+        guard = SendWindow(window).check if outcomes else _unguarded
 
         def send(connection: Any) -> list[Any]:
+            guard(())
             commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in batch]
             return _pipeline(connection, commands, raise_errors=False)
 
@@ -750,21 +789,8 @@ class BlockingReader:
             socket.disconnect()
 
 
-def _reach_of_pool(pool: Any, sentinel: Any = None) -> dict[str, Any]:
-    """The timeouts of ``pool`` that bound how late a retried call can run (``outcome_ttl_ms``)."""
-    kwargs = getattr(pool, "connection_kwargs", {}) or {}
-    tries = 1
-    retry = kwargs.get("retry")
-    if retry is not None:
-        tries += max(int(getattr(retry, "_retries", 0) or 0), 0)
-    if sentinel is not None:  # each new socket first asks the sentinels where the primary is
-        tries += len(getattr(sentinel, "sentinels", ()) or ())
-    return {
-        "socket_timeout": kwargs.get("socket_timeout"),
-        "socket_connect_timeout": kwargs.get("socket_connect_timeout"),
-        "pool_timeout": getattr(pool, "timeout", None),
-        "connect_tries": tries,
-    }
+def _unguarded(args: Any) -> Any:
+    return args
 
 
 def _command(connection: Any, args: Sequence[Any]) -> Any:

@@ -199,3 +199,34 @@ def test_worker_whose_finish_reply_is_lost_reports_one_clean_completion(
         assert raw.hget(f"{prefix}:q:{job.id}", "atm") == "1"
         assert raw.zcard(f"{prefix}:q:completed") == 1
     proxy.close()
+
+
+def test_a_repeat_delayed_past_the_send_window_is_refused_not_sent(local_redis: Any, prefix: str) -> None:
+    """A retry stuck in the pool until its outcome may have expired is refused (ambiguous)."""
+    from bullmq_sync import RedisUnavailable
+    from bullmq_sync.connection import send_window
+
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    proxy = ReplyDroppingProxy(local_redis.port)
+    connection = Connection(proxy.url, retry_budget=0.2, socket_timeout=0.3)
+    window = send_window(retry_budget=0.2, socket_timeout=0.3)
+    checkouts = [0]
+    take = connection.pool.get_connection
+
+    def slow_second_checkout(*args: Any, **kwargs: Any) -> Any:
+        checkouts[0] += 1
+        if checkouts[0] == 2:  # 1: the first send, 2: its repeat
+            time.sleep(window + 0.2)
+        return take(*args, **kwargs)
+
+    with Queue("q", connection=connection, prefix=prefix) as queue:
+        connection.execute("PING")
+        connection.pool.get_connection = slow_second_checkout  # type: ignore[method-assign]
+        proxy.drop_next_reply()
+        with pytest.raises(RedisUnavailable) as refused:
+            queue.add("once", {})
+    assert refused.value.ambiguous is True and "could no longer be confirmed" in str(refused.value)
+    assert checkouts[0] == 2 and proxy.dropped == 1
+    assert raw.llen(f"{prefix}:q:wait") == 1  # the first send ran; the late repeat was not sent
+    connection.close()
+    proxy.close()

@@ -9,7 +9,12 @@ import redis
 from helpers import wait_for
 
 from bullmq_sync import Connection, Job, Queue, Worker
-from bullmq_sync.connection import LONGEST_OUTCOME_TTL_MS, OUTCOME_TTL_MS, outcome_ttl_ms
+from bullmq_sync.connection import (
+    LONGEST_OUTCOME_TTL_MS,
+    OUTCOME_TTL_MS,
+    outcome_ttl_ms,
+    send_window,
+)
 
 
 def outcome_keys(raw: Any, prefix: str, queue: str = "q") -> list[str]:
@@ -26,23 +31,22 @@ def run_worker(connection: Any, prefix: str, count: int, **kw: Any) -> None:
 
 def test_ttl_is_the_reach_of_the_retry_policy_plus_a_margin() -> None:
     defaults = Connection("redis://localhost:1")
-    # 2 x socket 10 + first pause 0.02 + budget 10 + backoff cap 1 + pool 10 + connect 5 = 46.02 s
-    assert defaults.outcome_ttl_ms == round(46.02 * 1.25 * 1000)
-    small = Connection("redis://localhost:1", retry_budget=0.5, socket_timeout=0.5,
-                       socket_connect_timeout=0.5, pool_timeout=0.5)
-    assert small.outcome_ttl_ms == round((0.5 * 5 + 1.02 + 2) * 1000)  # the 2 s margin floor
+    # send window: socket 10 + first pause 0.02 + budget 10 + backoff cap 1; + socket 10 to run
+    assert send_window(retry_budget=10.0, socket_timeout=10.0) == pytest.approx(21.02)
+    assert defaults.outcome_ttl_ms == round(31.02 * 1.25 * 1000)
+    small = Connection("redis://localhost:1", retry_budget=0.5, socket_timeout=0.5)
+    assert small.outcome_ttl_ms == round((0.5 * 3 + 1.02 + 2) * 1000)  # the 2 s margin floor
     assert Connection("redis://localhost:1", socket_timeout=None).outcome_ttl_ms == LONGEST_OUTCOME_TTL_MS
     longer = Connection("redis://localhost:1")
     longer.retry_budget = 60.0  # changed after creation: the TTL follows
-    assert longer.outcome_ttl_ms == round((46.02 + 50) * 1.25 * 1000)
+    assert longer.outcome_ttl_ms == round((31.02 + 50) * 1.25 * 1000)
 
 
-def test_a_borrowed_pool_is_judged_by_its_own_timeouts() -> None:
-    pool = redis.BlockingConnectionPool(port=1, socket_timeout=2, socket_connect_timeout=1, timeout=3,
-                                        retry=redis.retry.Retry(redis.backoff.NoBackoff(), 2))
-    expected = outcome_ttl_ms(retry_budget=10.0, socket_timeout=2, socket_connect_timeout=1,
-                              pool_timeout=3, connect_tries=3)
-    assert Connection(pool).outcome_ttl_ms == expected == round((4 + 0.02 + 10 + 1 + 3 + 3) * 1.25 * 1000)
+def test_a_borrowed_pool_is_judged_by_its_own_socket_timeout() -> None:
+    pool = redis.BlockingConnectionPool(port=1, socket_timeout=2, timeout=3)
+    expected = outcome_ttl_ms(retry_budget=10.0, socket_timeout=2)
+    assert Connection(pool).outcome_ttl_ms == expected == round((2 + 1.02 + 10 + 2) * 1.25 * 1000)
+    assert Connection(redis.Redis(port=1, socket_timeout=None)).outcome_ttl_ms == LONGEST_OUTCOME_TTL_MS
 
 
 def test_the_placeholder_cannot_reach_redis_unfilled() -> None:
@@ -72,8 +76,7 @@ def test_every_stored_outcome_key_expires_within_the_connections_ttl(prefix: str
 
 
 def test_outcome_keys_really_expire_with_a_small_budget(prefix: str, raw: Any, redis_url: str) -> None:
-    connection = Connection(redis_url, retry_budget=0.2, socket_timeout=0.3,
-                            socket_connect_timeout=0.3, pool_timeout=0.3)
+    connection = Connection(redis_url, retry_budget=0.2, socket_timeout=0.3)
     assert connection.outcome_ttl_ms <= 5000
     with Queue("q", connection=connection, prefix=prefix) as queue:
         for n in range(5):
