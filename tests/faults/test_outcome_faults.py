@@ -138,17 +138,20 @@ def test_finish_and_fetch_hands_back_the_same_next_job_after_a_lost_reply(setup:
     assert outcome_keys(raw, prefix) == []
 
 
-def test_removed_on_completion_replays_its_short_key_after_a_lost_reply(setup: Any, prefix: str) -> None:
+@pytest.mark.parametrize(("next_id", "stored"), [("n", "j:n"), ("12", "12"), ("0", "j:0")])
+def test_removed_on_completion_replays_its_short_key_after_a_lost_reply(
+    setup: Any, prefix: str, next_id: str, stored: str
+) -> None:
     raw, proxy, queue = setup
     active_job(raw, prefix, "r")
-    put_job(raw, prefix, "q", "n", state="wait", extra={"opts": "{}", "ats": "0", "atm": "0"})
+    put_job(raw, prefix, "q", next_id, state="wait", extra={"opts": "{}", "ats": "0", "atm": "0"})
     call = finish_call(queue, "r", "completed", "1", keep="0", fetch_next=True)
     reply = lost_reply(proxy, queue, call)
-    assert reply[1] == "n" and reply[4] == 1
+    assert reply[1] == next_id and reply[4] == 1
     assert not raw.exists(f"{prefix}:q:r")
     assert [e["event"] for e in events(raw, prefix)].count("completed") == 1
     [key] = outcome_keys(raw, prefix)
-    assert raw.get(key) == "j:n" and 0 < raw.pttl(key) <= queue.connection.outcome_ttl_ms
+    assert raw.get(key) == stored and 0 < raw.pttl(key) <= queue.connection.outcome_ttl_ms
 
 
 def test_a_refused_finish_still_reports_the_refusal_after_a_lost_reply(setup: Any, prefix: str) -> None:

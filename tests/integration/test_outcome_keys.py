@@ -106,4 +106,4 @@ def test_finishing_under_a_removal_policy_keeps_a_short_outcome_key(
         run_worker(redis_url, prefix, 6, remove_on_complete=policy)
         added = set(outcome_keys(raw, prefix)) - before
         assert len(added) == 6
-        assert {raw.get(key) for key in added} <= {"0"} | {f"j:{n}" for n in range(1, 7)}
+        assert {raw.get(key) for key in added} <= {"0"} | {str(n) for n in range(1, 7)}
