@@ -88,7 +88,8 @@ def child(url: str, rate: int, seconds: float, keep: str, short: bool) -> None:
         pipe.memory_usage(key, samples=0)
         pipe.pttl(key)
     replies = pipe.execute()
-    sizes, ttls = replies[0::2], [t for t in replies[1::2] if t and t > 0]
+    sizes = [size for size in replies[0::2] if size is not None]
+    ttls = [t for t in replies[1::2] if t and t > 0]
     print(json.dumps({
         "added": added, "processed": processed[0], "seconds": elapsed, "keys_at_end": len(keys),
         "bytes_per_key": statistics.mean(sizes) if sizes else 0.0,

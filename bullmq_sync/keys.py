@@ -36,7 +36,7 @@ OP_SEGMENT = "bqs:op:"
 """Our own, short-lived call-outcome keys: ``<prefix>:<queue>:bqs:op:<token>`` (bqs: bullmq-sync).
 
 They hold the reply of a transition for as long as the caller's retries can reach
-(``Connection.outcome_ttl_ms``, about a minute by default) so that a call retried after a lost
+(``Connection.outcome_ttl_ms``, 38.8 s by default) so that a call retried after a lost
 reply learns the real outcome instead of applying the transition twice; transitions whose
 outcome the job's own state proves store none (see the README's exactly-once section). The
 segment contains a colon, so it can never be mistaken for a BullMQ job id; it is short
