@@ -359,11 +359,21 @@ def fill_outcome_ttl(args: Sequence[Any], ttl_ms: int) -> Sequence[Any]:
     return args
 
 
+OUTCOME_SHARE_BITS = 7
+"""2**7 = 128 calls share one outcome key: Redis keeps a hash of up to 128 short fields as a
+compact listpack (``hash-max-listpack-entries``), about 10 bytes a field instead of about
+110 for a key of its own."""
+
+_OUTCOME_FIELD_MASK = (1 << OUTCOME_SHARE_BITS) - 1
+
+
 class _Tokens:
     """Unique call tokens: a random per-process nonce and a counter (renewed after fork).
 
-    48 random bits as 8 URL-safe base64 characters, then the counter in hex: short, because
-    each token is part of an outcome key name.
+    ``<nonce><counter // 128 in hex>#<counter % 128 in hex>``, the nonce being 48 random bits
+    as 8 URL-safe base64 characters. The part before ``#`` names an outcome key shared by 128
+    consecutive calls of this process (a small hash, one field per call: see
+    ``keys.OP_SEGMENT``), the part after it the call's field.
     """
 
     def __init__(self) -> None:
@@ -375,7 +385,8 @@ class _Tokens:
         self._counter = itertools.count(1)
 
     def next(self) -> str:
-        return f"{self._nonce}{next(self._counter):x}"
+        count = next(self._counter)
+        return f"{self._nonce}{count >> OUTCOME_SHARE_BITS:x}#{count & _OUTCOME_FIELD_MASK:x}"
 
 
 TOKENS = _Tokens()

@@ -18,7 +18,24 @@ from bullmq_sync.connection import (
 
 
 def outcome_keys(raw: Any, prefix: str, queue: str = "q") -> list[str]:
-    return list(raw.scan_iter(match=f"{prefix}:{queue}:bqs:op:*", count=1000))
+    """Every stored call outcome of the queue: ``key#field`` for a field of a shared hash."""
+    slots: list[str] = []
+    for key in raw.scan_iter(match=f"{prefix}:{queue}:bqs:op:*", count=1000):
+        if raw.type(key) == "hash":
+            slots.extend(f"{key}#{field}" for field in raw.hkeys(key))
+        else:
+            slots.append(key)
+    return sorted(slots)
+
+
+def outcome_of(raw: Any, slot: str) -> str | None:
+    key, _, field = slot.rpartition("#")
+    return raw.hget(key, field) if key else raw.get(slot)
+
+
+def outcome_pttl(raw: Any, slot: str) -> int:
+    key, _, _ = slot.rpartition("#")
+    return int(raw.pttl(key or slot))
 
 
 def run_worker(connection: Any, prefix: str, count: int, **kw: Any) -> None:
@@ -71,7 +88,7 @@ def test_every_stored_outcome_key_expires_within_the_connections_ttl(prefix: str
         keys = outcome_keys(raw, prefix)
         assert len(keys) >= 10  # 2 adds, 3 updates, 3 finishes (may be pruned), retry, clean
         for key in keys:
-            assert 0 < raw.pttl(key) <= ttl, key
+            assert 0 < outcome_pttl(raw, key) <= ttl, key
     connection.close()
 
 
@@ -106,4 +123,28 @@ def test_finishing_under_a_removal_policy_keeps_a_short_outcome_key(
         run_worker(redis_url, prefix, 6, remove_on_complete=policy)
         added = set(outcome_keys(raw, prefix)) - before
         assert len(added) == 6
-        assert {raw.get(key) for key in added} <= {"0"} | {str(n) for n in range(1, 7)}
+        assert {outcome_of(raw, key) for key in added} <= {"0"} | {str(n) for n in range(1, 7)}
+
+
+def test_128_consecutive_calls_share_one_compact_hash(prefix: str, raw: Any, redis_url: str) -> None:
+    with Queue("q", connection=redis_url, prefix=prefix) as queue:
+        for n in range(130):
+            queue.add("a", {"n": n})
+        slots = outcome_keys(raw, prefix)
+        hashes = {slot.rpartition("#")[0] for slot in slots}
+        assert len(slots) == 130 and 2 <= len(hashes) <= 3
+        for key in hashes:
+            assert raw.hlen(key) <= 128 and raw.object("encoding", key) in ("listpack", "ziplist")
+            assert 0 < raw.pttl(key) <= queue.connection.outcome_ttl_ms
+
+
+def test_a_token_without_a_field_gets_a_key_of_its_own_with_a_ttl(
+    prefix: str, raw: Any, redis_url: str
+) -> None:
+    with Queue("q", connection=redis_url, prefix=prefix) as queue:
+        queue.next_token = lambda: "plain-token"  # type: ignore[method-assign]
+        queue.add("a", {})
+        again = queue.add("a", {})  # the same token: a repeat, answered from the key
+        key = f"{prefix}:q:bqs:op:plain-token"
+        assert again.id == "1" and raw.llen(f"{prefix}:q:wait") == 1
+        assert raw.get(key) == "1" and 0 < raw.pttl(key) <= queue.connection.outcome_ttl_ms
