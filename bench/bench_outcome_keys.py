@@ -4,9 +4,10 @@
 
 A steady load runs for ``--seconds``: one thread adds single jobs at ``--rate`` per second
 (``queue.add``, as a web app does) while a Worker (concurrency 8) processes them (no-op).
-Every second the bench counts the queue's outcome keys (SCAN); at the end it sums their
-``MEMORY USAGE`` and reads their TTL. Keys held at steady state = keys written per job x rate x
-TTL (a run shorter than the TTL loses none, so it measures keys written per job exactly).
+At the end it counts the queue's outcome keys (SCAN) and the outcomes they hold (a key of
+its own holds one; a shared hash one per field) and sums their ``MEMORY USAGE``. Outcomes held
+at steady state = outcomes stored per job x rate x TTL (a run shorter than the TTL loses none,
+so it measures the outcomes stored per job exactly); keys and bytes scale with them.
 
 Contenders, each in a fresh process on a fresh private redis-server (never the machine's own),
 with BullMQ's default prefix and a queue named "emails" (key names, hence bytes, as in a real
@@ -57,8 +58,21 @@ def child(url: str, rate: int, seconds: float, keep: str, short: bool) -> None:
         with lock:
             processed[0] += 1
 
-    def count() -> int:
-        return sum(1 for _ in raw.scan_iter(match=pattern, count=5000))
+    def census(sizes: bool = False) -> dict:
+        """Outcome keys, the outcomes they hold (a hash holds many), and optionally bytes."""
+        plain = list(raw.scan_iter(match=pattern, count=5000, _type="string"))
+        shared = list(raw.scan_iter(match=pattern, count=5000, _type="hash"))
+        pipe = raw.pipeline(transaction=False)
+        for key in shared:
+            pipe.hlen(key)
+        held = sum(n or 0 for n in pipe.execute()) + len(plain)
+        found = {"keys": len(plain) + len(shared), "outcomes": held}
+        if sizes:
+            pipe = raw.pipeline(transaction=False)
+            for key in plain + shared:
+                pipe.memory_usage(key, samples=0)
+            found["bytes"] = sum(n or 0 for n in pipe.execute())
+        return found
 
     added = 0
     samples: list[tuple[float, int]] = []
@@ -74,27 +88,19 @@ def child(url: str, rate: int, seconds: float, keep: str, short: bool) -> None:
             else:
                 queue.add("noop", {"i": added})
                 added += 1
-            if time.monotonic() >= next_sample:
-                samples.append((round(time.monotonic() - start, 1), count()))
+            if short and time.monotonic() >= next_sample:
+                samples.append((round(time.monotonic() - start, 1), census()["outcomes"]))
                 next_sample += 1
         elapsed = time.monotonic() - start
         deadline = time.monotonic() + 30
         while processed[0] < added and time.monotonic() < deadline:
             time.sleep(0.01)
-    keys = list(raw.scan_iter(match=pattern, count=5000))
-    sample = keys[:5000]
-    pipe = raw.pipeline(transaction=False)
-    for key in sample:
-        pipe.memory_usage(key, samples=0)
-        pipe.pttl(key)
-    replies = pipe.execute()
-    sizes = [size for size in replies[0::2] if size is not None]
-    ttls = [t for t in replies[1::2] if t and t > 0]
+    end = census(sizes=True)
     print(json.dumps({
-        "added": added, "processed": processed[0], "seconds": elapsed, "keys_at_end": len(keys),
-        "bytes_per_key": statistics.mean(sizes) if sizes else 0.0,
-        "ttl_ms": max(ttls) if ttls else 0, "configured_ttl_ms": _ttl_of(connection),
-        "samples": samples,
+        "added": added, "processed": processed[0], "seconds": elapsed,
+        "keys_at_end": end["keys"], "outcomes_at_end": end["outcomes"],
+        "bytes_per_outcome": end["bytes"] / max(end["outcomes"], 1),
+        "configured_ttl_ms": _ttl_of(connection), "samples": samples,
     }))
     connection.close()
 
@@ -119,12 +125,12 @@ def run(tree: Path, rate: int, seconds: float, keep: str, short: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def steady(result: dict, rate: int) -> tuple[float, float]:
-    """(keys, MB) held at steady state at ``rate`` jobs/s: written per job x rate x TTL."""
-    per_job = result["keys_at_end"] / max(result["added"], 1)
-    ttl_s = result["configured_ttl_ms"] / 1000
-    keys = per_job * rate * ttl_s
-    return keys, keys * result["bytes_per_key"] / 1e6
+def steady(result: dict, rate: int) -> tuple[float, float, float]:
+    """(outcomes, keys, MB) held at steady state at ``rate`` jobs/s: per job x rate x TTL."""
+    per_job = result["outcomes_at_end"] / max(result["added"], 1)
+    outcomes = per_job * rate * result["configured_ttl_ms"] / 1000
+    keys = outcomes * result["keys_at_end"] / max(result["outcomes_at_end"], 1)
+    return outcomes, keys, outcomes * result["bytes_per_outcome"] / 1e6
 
 
 def export(revision: str) -> Path | None:
@@ -158,35 +164,34 @@ def main() -> None:
         for label, tree in contenders:
             rows.append((label, keep, run(tree, args.rate, args.seconds, keep, False)))
     short_run = run(ROOT, args.rate, max(args.seconds, 20.0), "all", True)
-    print(f"\nOutcome keys at steady state, {args.rate} jobs/s added and processed "
+    print(f"\nCall outcomes held at steady state, {args.rate} jobs/s added and processed "
           f"({args.seconds:.0f} s of load per row)")
-    print(f"{'design':8} {'keep':>9} {'jobs/s':>7} {'keys/job':>8} {'B/key':>6} {'TTL s':>6} "
-          f"{'steady keys':>12} {'steady MB':>10}")
-    figures: dict[tuple[str, str], tuple[float, float]] = {}
+    print(f"{'design':8} {'keep':>10} {'jobs/s':>7} {'stored/job':>10} {'B/stored':>8} "
+          f"{'TTL s':>6} {'outcomes':>10} {'keys':>10} {'MB':>7}")
+    figures: dict[tuple[str, str], tuple[float, float, float]] = {}
     for label, keep, result in rows:
-        keys, mb = steady(result, args.rate)
-        figures[(label, keep)] = (keys, mb)
-        print(f"{label:8} {('all' if keep == 'all' else 'count ' + keep):>9} "
+        figures[(label, keep)] = held = steady(result, args.rate)
+        print(f"{label:8} {('all' if keep == 'all' else 'count ' + keep):>10} "
               f"{result['added'] / result['seconds']:7.0f} "
-              f"{result['keys_at_end'] / max(result['added'], 1):8.3f} "
-              f"{result['bytes_per_key']:6.1f} {result['configured_ttl_ms'] / 1000:6.1f} "
-              f"{keys:12,.0f} {mb:10.2f}")
+              f"{result['outcomes_at_end'] / max(result['added'], 1):10.3f} "
+              f"{result['bytes_per_outcome']:8.1f} {result['configured_ttl_ms'] / 1000:6.1f} "
+              f"{held[0]:10,.0f} {held[1]:10,.0f} {held[2]:7.2f}")
     for keep in ("all", "1000"):
         if ("before", keep) in figures:
             old, new = figures[("before", keep)], figures[("now", keep)]
-            print(f"now / before, keep {keep}: keys 1/{old[0] / max(new[0], 1):.1f}, "
-                  f"bytes 1/{old[1] / max(new[1], 1e-9):.1f}")
+            print(f"now / before, keep {keep}: outcomes 1/{old[0] / max(new[0], 1):.1f}, "
+                  f"keys 1/{old[1] / max(new[1], 1):.1f}, bytes 1/{old[2] / max(new[2], 1e-9):.1f}")
     new = figures[("now", "all")]
     print(f"now (keep all) vs the issue's {ISSUE_KEYS:,} keys / {ISSUE_MB:.0f} MB: "
-          f"keys 1/{ISSUE_KEYS / max(new[0], 1):.1f}, bytes 1/{ISSUE_MB / max(new[1], 1e-9):.1f}")
-    plateau = [n for t, n in short_run["samples"] if t > short_run["configured_ttl_ms"] / 1000 + 2]
+          f"keys 1/{ISSUE_KEYS / max(new[1], 1):.0f}, bytes 1/{ISSUE_MB / max(new[2], 1e-9):.0f}")
     now_all = next(result for label, keep, result in rows if (label, keep) == ("now", "all"))
-    per_job = now_all["keys_at_end"] / max(now_all["added"], 1)
-    predicted = (per_job * short_run["added"] / short_run["seconds"]
-                 * short_run["configured_ttl_ms"] / 1000)
-    print(f"check with a {short_run['configured_ttl_ms'] / 1000:.2f} s TTL: observed plateau "
-          f"(median of {len(plateau)} samples) {statistics.median(plateau) if plateau else 0:,.0f} "
-          f"keys, formula {predicted:,.0f}")
+    ttl_s = short_run["configured_ttl_ms"] / 1000
+    plateau = [n for t, n in short_run["samples"] if t > ttl_s + 2]
+    predicted = (now_all["outcomes_at_end"] / max(now_all["added"], 1)
+                 * short_run["added"] / short_run["seconds"] * ttl_s)
+    print(f"check with a {ttl_s:.2f} s TTL: observed plateau (median of {len(plateau)} "
+          f"samples) {statistics.median(plateau) if plateau else 0:,.0f} outcomes held, "
+          f"formula {predicted:,.0f}")
 
 
 if __name__ == "__main__":
