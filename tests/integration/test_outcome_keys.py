@@ -148,3 +148,30 @@ def test_a_token_without_a_field_gets_a_key_of_its_own_with_a_ttl(
         key = f"{prefix}:q:bqs:op:plain-token"
         assert again.id == "1" and raw.llen(f"{prefix}:q:wait") == 1
         assert raw.get(key) == "1" and 0 < raw.pttl(key) <= queue.connection.outcome_ttl_ms
+
+
+def test_threads_sharing_outcome_hashes_never_share_a_field(prefix: str, raw: Any, redis_url: str) -> None:
+    import threading
+
+    with Queue("q", connection=Connection(redis_url, max_connections=8), prefix=prefix) as queue:
+        ids: list[str] = []
+        lock = threading.Lock()
+
+        def produce() -> None:
+            for n in range(50):
+                job = queue.add("a", {"n": n})
+                with lock:
+                    ids.append(job.id)
+
+        threads = [threading.Thread(target=produce) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        slots = outcome_keys(raw, prefix)
+        assert len(slots) == len(set(slots)) == 800
+        assert sorted(outcome_of(raw, slot) for slot in slots) == sorted(ids)  # one per call
+        assert len(set(ids)) == 800 and raw.llen(f"{prefix}:q:wait") == 800
+        for key in {slot.rpartition("#")[0] for slot in slots}:
+            assert raw.hlen(key) <= 128
+        queue.connection.close()
