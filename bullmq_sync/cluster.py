@@ -41,13 +41,16 @@ from redis.retry import Retry
 
 from . import log
 from .connection import (
+    OUTCOME_TTL_MS,
     Connection,
     FairConnectionPool,
+    SendWindow,
     _command,
     _decode,
     _pipeline,
     check_url,
     dedicated_client,
+    fill_outcome_ttl,
     redact_url,
     unencodable,
 )
@@ -180,6 +183,9 @@ class ClusterConnection(Connection):
                 f"a cluster connection needs a URL or a RedisCluster, not {type(url).__name__}"
             )
         self.client = self._cluster
+        kwargs = getattr(self._cluster.nodes_manager, "connection_kwargs", None) or {}
+        self._socket_timeout = kwargs.get("socket_timeout")
+        self._ttl_for = (-1.0, 0, 0.0)
 
     def __repr__(self) -> str:
         return f"<ClusterConnection {self._description}{' closed' if self._closed else ''}>"
@@ -248,8 +254,11 @@ class ClusterConnection(Connection):
         """Run ``lua/<name>.lua`` on the primary owning its keys; NOSCRIPT is recovered."""
         script = self._scripts.get(name)
         slot = _slot_of_keys(keys)
+        args, guard = self._guarded(args)
         return self._with_retry(
-            lambda: _decode(self._on_slot(slot, lambda c: self._evalsha(c, script, keys, args)))
+            lambda: _decode(
+                self._on_slot(slot, lambda c: self._evalsha(c, script, keys, guard(args)))
+            )
         )
 
     def run_script_many(
@@ -257,7 +266,16 @@ class ClusterConnection(Connection):
     ) -> list[Any]:
         """Run one script several times, one round trip per slot (each call atomic on its own)."""
         script = self._scripts.get(name)
-        batch = [(list(keys), list(args)) for keys, args in calls]
+        ttl, window = self._outcome_policy()
+        given = list(calls)
+        batch = [(list(keys), list(fill_outcome_ttl(args, ttl))) for keys, args in given]
+        outcomes = any(OUTCOME_TTL_MS in args for _, args in given)
+        guard = SendWindow(window).check if outcomes else None
+
+        def send_group(connection: Any, group: list[Any]) -> list[Any]:
+            if guard is not None:
+                guard(())
+            return _evalsha_batch(connection, script=script, calls=group)
         groups: dict[int, list[int]] = {}
         for index, (keys, _) in enumerate(batch):
             groups.setdefault(_slot_of_keys(keys), []).append(index)
@@ -266,7 +284,7 @@ class ClusterConnection(Connection):
             replies: list[Any] = [None] * len(batch)
             for slot, indexes in groups.items():
                 group = [batch[i] for i in indexes]
-                answered = self._on_slot(slot, partial(_evalsha_batch, script=script, calls=group))
+                answered = self._on_slot(slot, partial(send_group, group=group))
                 for index, reply in zip(indexes, answered, strict=True):
                     if isinstance(reply, redis.exceptions.AskError):
                         # Redirected before it ran: run that call alone on the new owner.

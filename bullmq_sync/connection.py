@@ -9,15 +9,18 @@ and our Lua scripts on it:
 * connection errors and timeouts are retried by tenacity, with exponential backoff and jitter,
   inside a total time budget; redis-py's own retries are switched off on pools we create, so
   there is exactly one retry owner;
-* a transition script receives a call token and stores its reply under it for a few minutes,
-  so a call repeated after a lost reply returns the original outcome instead of applying the
-  transition twice (see ``keys.OP_SEGMENT``).
+* a transition script receives a call token and, unless the job's own state will prove it,
+  stores its reply under it for as long as this connection's retries can reach (``outcome_ttl_ms``,
+  put in place of the ``OUTCOME_TTL_MS`` argument), so a call repeated after a lost reply returns
+  the original outcome instead of applying the transition twice (see ``keys.OP_SEGMENT``).
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import itertools
+import math
 import os
 import socket as _socket
 import threading
@@ -47,6 +50,7 @@ from .errors import (
     ConfigurationError,
     InvalidArgument,
     PoolTimeout,
+    RedisUnavailable,
     ScriptFailed,
     is_noscript,
     is_readonly,
@@ -359,19 +363,132 @@ def dedicated_client(
     )
 
 
+class _OutcomeTtl:
+    """The ARGV placeholder for "this connection's outcome TTL in ms" (see ``outcome_ttl_ms``).
+
+    Callers put ``OUTCOME_TTL_MS`` in a transition script's arguments; the connection that
+    sends the call replaces it with its own ``outcome_ttl_ms``, so the TTL always matches the
+    retry policy of the client that may repeat the call.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "OUTCOME_TTL_MS"
+
+    def __str__(self) -> str:
+        raise TypeError("OUTCOME_TTL_MS is filled in by Connection.run_script, not sent as is")
+
+
+OUTCOME_TTL_MS: Any = _OutcomeTtl()
+"""Put this where a transition script takes its outcome TTL; the connection fills it in."""
+
+LONGEST_OUTCOME_TTL_MS = 10 * 60 * 1000
+"""The cap, also used when a socket timeout is unbounded (a retry's reach is then unknown)."""
+
+BACKOFF_CAP = 1.0
+"""The longest pause (s) between two retries (``wait_random_exponential(max=...)``)."""
+
+FIRST_PAUSE = 0.02
+"""The pause (s) before the first retry."""
+
+
+def send_window(*, retry_budget: float, socket_timeout: float | None) -> float:
+    """How long (s) after its first send a transition call may still be sent again.
+
+    The first reply can be lost for up to ``socket_timeout`` before the client notices; the
+    retries then go on for ``retry_budget``, and as the stop is checked after a failed attempt,
+    one more may start after a pause of up to ``BACKOFF_CAP``. A repeat that would be sent later
+    (it waited for a pooled connection or a connect) is refused with an ambiguous
+    ``RedisUnavailable`` instead, so the outcome it needs is still there. Infinite when
+    ``socket_timeout`` is None.
+    """
+    if socket_timeout is None:
+        return math.inf
+    return socket_timeout + FIRST_PAUSE + max(retry_budget, 0.0) + BACKOFF_CAP
+
+
+def outcome_ttl_ms(*, retry_budget: float, socket_timeout: float | None) -> int:
+    """How long (ms) a transition's outcome must stay readable: the reach of a repeated call.
+
+    The outcome is written when the first send runs on the server; a repeat is sent at most
+    ``send_window()`` later, and may still run up to ``socket_timeout`` after it was sent (the
+    client stops waiting then, the server may not have). A margin of a quarter (at least 2 s)
+    covers a server that stalls and clock rates. Capped at ``LONGEST_OUTCOME_TTL_MS``, which
+    is also the answer when ``socket_timeout`` is None (a reply may then be awaited forever).
+    With the defaults (10 s budget, 10 s socket timeout): 31.02 s + 7.76 s = 38.8 s.
+    """
+    if socket_timeout is None:
+        return LONGEST_OUTCOME_TTL_MS
+    reach = send_window(retry_budget=retry_budget, socket_timeout=socket_timeout) + socket_timeout
+    seconds = reach + max(2.0, reach / 4)
+    return min(LONGEST_OUTCOME_TTL_MS, math.ceil(seconds * 1000))
+
+
+class SendWindow:
+    """``check(args)``: ``args``, or an ambiguous ``RedisUnavailable`` once the window closed.
+
+    The window opens at the first check (the first send of a transition call) and lasts
+    ``seconds``; checked right before each send, after the pool wait and the connect.
+    """
+
+    __slots__ = ("_closes", "_seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._closes: float | None = None
+
+    def check(self, args: Sequence[Any]) -> Sequence[Any]:
+        now = time.monotonic()
+        if self._closes is None:
+            self._closes = now + self._seconds
+        elif now > self._closes:
+            raise RedisUnavailable(
+                f"a repeated call could not be sent within {self._seconds:.1f} s of the first: "
+                "its outcome could no longer be confirmed",
+                ambiguous=True,
+            )
+        return args
+
+
+def fill_outcome_ttl(args: Sequence[Any], ttl_ms: int) -> Sequence[Any]:
+    """``args`` with ``OUTCOME_TTL_MS`` replaced by ``ttl_ms`` (the same object when absent)."""
+    for index, arg in enumerate(args):
+        if arg is OUTCOME_TTL_MS:
+            filled = list(args)
+            filled[index] = ttl_ms
+            return filled
+    return args
+
+
+OUTCOME_SHARE_BITS = 7
+"""2**7 = 128 calls share one outcome key: Redis keeps a hash of up to 128 short fields as a
+compact listpack (``hash-max-listpack-entries``), about 10 bytes a field instead of about
+110 for a key of its own."""
+
+_OUTCOME_FIELD_MASK = (1 << OUTCOME_SHARE_BITS) - 1
+
+
 class _Tokens:
-    """Unique call tokens: a random per-process nonce and a counter (renewed after fork)."""
+    """Unique call tokens: a random per-process nonce and a counter (renewed after fork).
+
+    ``<nonce><counter // 128 in hex>#<counter % 128 in hex>``, the nonce being 48 random bits
+    as 8 URL-safe base64 characters. The part before ``#`` names an outcome key shared by 128
+    consecutive calls of this process (a small hash, one field per call: see
+    ``keys.OP_SEGMENT``), the part after it the call's field.
+    """
 
     def __init__(self) -> None:
         self._renew()
         os.register_at_fork(after_in_child=self._renew)
 
     def _renew(self) -> None:
-        self._nonce = os.urandom(6).hex()
+        self._nonce = base64.urlsafe_b64encode(os.urandom(6)).decode("ascii")
         self._counter = itertools.count(1)
 
     def next(self) -> str:
-        return f"{self._nonce}{next(self._counter):x}"
+        count = next(self._counter)
+        return f"{self._nonce}{count >> OUTCOME_SHARE_BITS:x}#{count & _OUTCOME_FIELD_MASK:x}"
 
 
 TOKENS = _Tokens()
@@ -482,6 +599,36 @@ class Connection:
             )
         self.client = redis.Redis(connection_pool=self.pool)
         """A redis-py client on the same pool, for commands this package does not wrap."""
+        self._socket_timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
+        self._ttl_for: tuple[float, int, float] = (-1.0, 0, 0.0)
+
+    @property
+    def outcome_ttl_ms(self) -> int:
+        """How long (ms) an outcome key must live for this connection's retries to reach it.
+
+        Derived from ``retry_budget`` and the pool's socket timeout (see ``outcome_ttl_ms()``;
+        a repeat later than ``send_window()`` is refused); transition calls sent here carry it
+        in place of ``OUTCOME_TTL_MS``.
+        """
+        return self._outcome_policy()[0]
+
+    def _outcome_policy(self) -> tuple[int, float]:
+        """(outcome TTL ms, send window s) for the current ``retry_budget``."""
+        budget, ttl, window = self._ttl_for
+        if budget != self.retry_budget:
+            budget, timeout = self.retry_budget, self._socket_timeout
+            ttl = outcome_ttl_ms(retry_budget=budget, socket_timeout=timeout)
+            window = send_window(retry_budget=budget, socket_timeout=timeout)
+            self._ttl_for = (self.retry_budget, ttl, window)
+        return ttl, window
+
+    def _guarded(self, args: Sequence[Any]) -> tuple[Sequence[Any], Callable[[Any], Any]]:
+        """A transition's args with its TTL filled in, and the check to run before each send."""
+        ttl, window = self._outcome_policy()
+        filled = fill_outcome_ttl(args, ttl)
+        if filled is args:
+            return args, _unguarded
+        return filled, SendWindow(window).check
 
     @classmethod
     def coerce(
@@ -554,8 +701,9 @@ class Connection:
     def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run ``lua/<name>.lua`` by SHA, loading it if Redis lost it; str replies."""
         script = self._scripts.get(name)
+        args, guard = self._guarded(args)
         return self._with_retry(
-            lambda: _decode(self._once(lambda c: self._evalsha(c, script, keys, args)))
+            lambda: _decode(self._once(lambda c: self._evalsha(c, script, keys, guard(args))))
         )
 
     def run_script_many(
@@ -563,9 +711,14 @@ class Connection:
     ) -> list[Any]:
         """Run one script several times in one round trip (each call atomic on its own)."""
         script = self._scripts.get(name)
-        batch = list(calls)
+        ttl, window = self._outcome_policy()
+        given = list(calls)
+        batch = [(keys, fill_outcome_ttl(args, ttl)) for keys, args in given]
+        outcomes = any(OUTCOME_TTL_MS in args for _, args in given)
+        guard = SendWindow(window).check if outcomes else _unguarded
 
         def send(connection: Any) -> list[Any]:
+            guard(())
             commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in batch]
             return _pipeline(connection, commands, raise_errors=False)
 
@@ -848,6 +1001,10 @@ def unencodable(exc: UnicodeEncodeError) -> InvalidArgument:
         f"{exc.start}: {exc.reason}); nothing was sent. A file name from os.fsdecode() may "
         "hold such characters: decode the bytes with errors='replace' or keep them as bytes"
     )
+
+
+def _unguarded(args: Any) -> Any:
+    return args
 
 
 def _command(connection: Any, args: Sequence[Any]) -> Any:

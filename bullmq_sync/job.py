@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import log
+from . import connection, log
 from .errors import InvalidArgument, job_error, refusal_code
 from .keys import validate_job_id
 from .options import decode_stored_opts, flag
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from .queue import Queue
     from .worker import Worker  # manual processing
 
-OUTCOME_TTL_MS = 10 * 60 * 1000
-"""How long a transition's outcome key lives (it must outlast any retry budget)."""
+OUTCOME_TTL_MS = connection.OUTCOME_TTL_MS
+"""A transition's outcome TTL: the connection running the call fills in its ``outcome_ttl_ms``."""
 
 _CAMEL_ALIASES = {
     "attemptsMade": "attempts_made",

@@ -32,12 +32,17 @@ SUFFIXES = (
 )
 """Per-queue key suffixes, as BullMQ's ``QueueKeys`` lists them."""
 
-OP_SEGMENT = "bullmq-sync:op:"
-"""Our own, short-lived call-outcome keys: ``<prefix>:<queue>:bullmq-sync:op:<token>``.
+OP_SEGMENT = "bqs:op:"
+"""Our own, short-lived call outcomes: ``<prefix>:<queue>:bqs:op:<token>`` (bqs: bullmq-sync).
 
-They hold the reply of a transition for a few minutes so that a call retried after a lost
-reply learns the real outcome instead of applying the transition twice. The segment contains
-a colon, so it can never be mistaken for a BullMQ job id.
+They hold the reply of a transition for as long as the caller's retries can reach
+(``Connection.outcome_ttl_ms``, 38.8 s by default) so that a call retried after a lost reply
+learns the real outcome instead of applying the transition twice; transitions whose outcome
+the job's own state proves store none (see the README's exactly-once section). A token
+``<nonce><n>#<field>`` names field ``<field>`` of the hash ``...bqs:op:<nonce><n>``, shared by
+128 consecutive calls of one process (see ``lua/includes/callOutcome.lua``); a token without
+``#`` names a key of its own. The segment contains a colon, so it can never be mistaken for a
+BullMQ job id.
 """
 
 MAX_JOB_ID_LENGTH = 1024
@@ -139,7 +144,7 @@ class QueueKeys:
         return f"{self.base}metrics:{kind}:data"
 
     def op(self, token: str) -> str:
-        """The outcome key of one transition call (see ``OP_SEGMENT``)."""
+        """The outcome slot of one transition call (see ``OP_SEGMENT``)."""
         return self.base + OP_SEGMENT + token
 
     def hash_slot_tag(self) -> str:

@@ -5,7 +5,9 @@
   KEYS[3]  id counter           KEYS[8]  marker zset
   KEYS[4]  delayed zset         KEYS[9]  active list
   KEYS[5]  prioritized zset     KEYS[10] completed zset
-  KEYS[11] outcome key of this call (see includes/callOutcome)
+  KEYS[11] outcome key of this call (see includes/callOutcome): for one new job its id (bare
+    when all digits, else "=<id>"), else the JSON of {ids, duplicates, deduped, rejected};
+    always stored, because an id from INCR cannot be found again from the job's state
 
   ARGV[1] base key <prefix>:<queue>:
   ARGV[2] outcome ttl in ms
@@ -54,9 +56,29 @@ local function ownersOf(ids, deduped)
   return hashes
 end
 
+-- The outcome: for the common single new job its id, bare when all digits (Redis then stores
+-- an integer, no string) else as "=<id>"; otherwise the JSON of the four lists.
+local function addedOutcome(ids, duplicates, deduped, rejected)
+  if #ids == 1 and #duplicates == 0 and #deduped == 0 and #rejected == 0 then
+    local id = tostring(ids[1])
+    if string.match(id, "^[1-9]%d*$") and #id < 16 then
+      return id
+    end
+    return "=" .. id
+  end
+  return cjson.encode({ids, duplicates, deduped, rejected})
+end
+
 local earlier = recallOutcome(KEYS[11])
 if earlier then
-  local saved = cjson.decode(earlier)
+  local saved
+  if string.sub(earlier, 1, 1) == "=" then
+    saved = {{string.sub(earlier, 2)}, {}}
+  elseif string.sub(earlier, 1, 1) ~= "[" then
+    saved = {{earlier}, {}}
+  else
+    saved = cjson.decode(earlier)
+  end
   local deduped, rejected = saved[3] or {}, saved[4] or {}
   return {1, saved[1], saved[2], deduped, rejected, ownersOf(saved[1], deduped)}
 end
@@ -177,5 +199,5 @@ if anyDelayed then
   markDelayed(KEYS[8], KEYS[4])
 end
 
-rememberOutcome(KEYS[11], cjson.encode({ids, duplicates, deduped, rejected}), ARGV[2])
+rememberOutcome(KEYS[11], addedOutcome(ids, duplicates, deduped, rejected), ARGV[2])
 return {0, ids, duplicates, deduped, rejected, ownersOf(ids, deduped)}

@@ -4,7 +4,8 @@
   KEYS[1] wait  KEYS[2] active  KEYS[3] prioritized  KEYS[4] events  KEYS[5] stalled
   KEYS[6] limiter  KEYS[7] delayed  KEYS[8] meta  KEYS[9] pc
   KEYS[10] the target set (completed or failed)  KEYS[11] job hash  KEYS[12] marker
-  KEYS[13] outcome key of this call (see includes/callOutcome)
+  KEYS[13] outcome key of this call (see includes/callOutcome; written only when the keep
+    policy may remove the job, see "Exactly once" below)
   KEYS[14] optional: <base>metrics:<target> (worker option metrics, includes/minuteMetrics)
 
   ARGV[1] job id  ARGV[2] now (ms)  ARGV[3] "completed" | "failed"
@@ -31,7 +32,13 @@
   failure, older jobs pruned; count 0: the job deleted and detached from its parent), event
   "completed"/"failed" (prev active), "retries-exhausted" when a failure leaves
   atm >= attempts, then the optional fetch, and "drained" when wait, active and prioritized
-  are empty and nothing else is scheduled. ]]
+  are empty and nothing else is scheduled.
+  Exactly once: with keep all (ARGV[7] and ARGV[8] ""), the job itself proves the outcome, so
+  no outcome key is stored: a repeated call whose lock check fails finds the job in the target
+  set with score now, finishedOn now and its returnvalue / failedReason equal to ARGV[4] (the
+  same ARGV as the first run), and answers 0, or the job its first run fetched: the one in
+  active whose lock holds this token (a worker's token is held by one job at a time). Any
+  other keep policy may remove the job, so the outcome key is stored then. ]]
 -- @include "callOutcome"
 -- @include "workerLock"
 -- @include "eventsCap"
@@ -42,6 +49,27 @@
 -- @include "deduplication"
 -- @include "minuteMetrics"
 
+--[[ finishedByThisCall(q, base, targetKey, jobKey, jobId, argv): nil unless the job shows that
+  a first run of this very call finished it (see "Exactly once" above); then the reply that
+  run gave, as a repeat: the fetched job with a 5th item 1, or 0. ]]
+local function finishedByThisCall(q, base, targetKey, jobKey, jobId, argv)
+  local property = argv[3] == "failed" and "failedReason" or "returnvalue"
+  local seen = redis.call("HMGET", jobKey, "finishedOn", property)
+  local now = tonumber(argv[2])
+  if tonumber(seen[1]) ~= now or seen[2] ~= argv[4]
+      or tonumber(redis.call("ZSCORE", targetKey, jobId)) ~= now then
+    return nil
+  end
+  if argv[12] == "1" and argv[6] ~= "0" then
+    for _, id in ipairs(redis.call("LRANGE", q.active, 0, -1)) do
+      if redis.call("GET", base .. id .. ":lock") == argv[6] then
+        return {redis.call("HGETALL", base .. id), id, 0, 0, 1}
+      end
+    end
+  end
+  return 0
+end
+
 local q = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEYS[4],
   limiter = KEYS[6], delayed = KEYS[7], meta = KEYS[8], pc = KEYS[9], marker = KEYS[12]}
 local jobKey, opKey = KEYS[11], KEYS[13]
@@ -51,6 +79,7 @@ local earlier = recallOutcome(opKey)
 if earlier then
   return replayFetched(base, earlier) or 0
 end
+local keepsAll = ARGV[7] == "" and ARGV[8] == ""
 
 if redis.call("EXISTS", jobKey) == 0 then
   return -1
@@ -67,7 +96,7 @@ local property = target == "failed" and "failedReason" or "returnvalue"
 local left = leaveActive(jobKey, q.active, KEYS[5], jobId, ARGV[6],
   target == "failed" and value, ARGV[11])
 if left < 0 then
-  return left
+  return keepsAll and finishedByThisCall(q, base, KEYS[10], jobKey, jobId, ARGV) or left
 end
 redis.call("XTRIM", q.events, "MAXLEN", "~", eventsCap(q.meta))
 
@@ -128,7 +157,9 @@ if ARGV[12] == "1" then
   local reply = takeNextJob(q, base, now, {token = ARGV[6], lockMs = ARGV[13],
     limitMax = ARGV[14], limitWindow = ARGV[15], name = ARGV[16]})
   if reply then
-    rememberOutcome(opKey, fetchedOutcome(reply), ARGV[17])
+    if not keepsAll then
+      rememberOutcome(opKey, fetchedOutcome(reply), ARGV[17])
+    end
     return reply
   end
 end
@@ -137,5 +168,7 @@ if redis.call("LLEN", q.wait) == 0 and redis.call("LLEN", q.active) == 0
     and redis.call("ZCARD", q.prioritized) == 0 then
   redis.call("XADD", q.events, "*", "event", "drained")
 end
-rememberOutcome(opKey, "0", ARGV[17])
+if not keepsAll then
+  rememberOutcome(opKey, "0", ARGV[17])
+end
 return 0

@@ -116,10 +116,16 @@ local function takeNextJob(q, base, now, w)
 end
 
 --[[ replayFetched(base, outcome): the reply a repeated call returns when its first run had
-  fetched a job ("j:<id>" stored as the outcome), else nil. ]]
+  fetched a job, else nil. The outcome names that job: its id when all digits (Redis then
+  stores an integer), else "j:<id>"; "0" means none was fetched. ]]
 local function replayFetched(base, outcome)
+  local id
   if string.sub(outcome, 1, 2) == "j:" then
-    local id = string.sub(outcome, 3)
+    id = string.sub(outcome, 3)
+  elseif outcome ~= "0" and string.match(outcome, "^%d+$") then
+    id = outcome
+  end
+  if id then
     return {redis.call("HGETALL", base .. id), id, 0, 0, 1}
   end
   return nil
@@ -128,7 +134,11 @@ end
 --[[ fetchedOutcome(reply): what to remember for a reply of takeNextJob. ]]
 local function fetchedOutcome(reply)
   if type(reply) == "table" and type(reply[1]) == "table" then
-    return "j:" .. reply[2]
+    local id = reply[2]
+    if string.match(id, "^[1-9]%d*$") and #id < 16 then
+      return id
+    end
+    return "j:" .. id
   end
   return "0"
 end

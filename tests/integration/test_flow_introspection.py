@@ -11,6 +11,7 @@ import pytest
 from helpers import events, wait_for
 from jobfactory import snapshot
 
+from bullmq_sync.keys import OP_SEGMENT
 from bullmq_sync import (
     ClientClosed,
     Connection,
@@ -30,7 +31,7 @@ def flows(connection: Connection, prefix: str) -> Iterator[FlowProducer]:
 
 
 def without_ops(snap: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in snap.items() if ":bullmq-sync:op:" not in k}
+    return {k: v for k, v in snap.items() if ":" + OP_SEGMENT not in k}
 
 
 def processor(job: Job) -> Any:

@@ -12,6 +12,7 @@ import pytest
 from helpers import events, wait_for
 from jobfactory import snapshot
 
+from bullmq_sync.keys import OP_SEGMENT
 from bullmq_sync import (
     Connection,
     FlowProducer,
@@ -68,7 +69,7 @@ def chain(levels: int, queues: tuple[str, ...], policy: str = "failParentOnFailu
 
 def without_ops(snap: dict[str, Any]) -> dict[str, Any]:
     """A snapshot without our short-lived call-outcome keys."""
-    return {k: v for k, v in snap.items() if ":bullmq-sync:op:" not in k}
+    return {k: v for k, v in snap.items() if ":" + OP_SEGMENT not in k}
 
 
 def state(connection: Connection, prefix: str, node: JobNode) -> str:

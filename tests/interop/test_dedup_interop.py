@@ -31,7 +31,7 @@ def normalized(raw: redis.Redis, prefix: str, queue: str) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for key in sorted(raw.scan_iter(match=base + "*", count=1000)):
         name = key[len(base):]
-        if name.startswith("bullmq-sync:op:"):
+        if name.startswith("bqs:op:"):
             continue
         kind = raw.type(key)
         value: Any

@@ -46,7 +46,7 @@ def normalized(raw: redis.Redis, prefix: str, ids: list[str]) -> dict[str, Any]:
 
     state: dict[str, Any] = {}
     for key in sorted(raw.scan_iter(match=prefix + ":*", count=1000)):
-        if ":bullmq-sync:op:" in key:
+        if ":bqs:op:" in key:
             continue
         kind = raw.type(key)
         if kind == "hash":
@@ -238,7 +238,7 @@ def test_drain_treats_flow_parents_as_node_does(node6, redis_url, raw, parent_qu
                 kids.drain()
         results[side] = {
             "keys": sorted(k[len(prefix):] for k in raw.scan_iter(match=f"{prefix}:*")
-                           if ":bullmq-sync:op:" not in k and not k.endswith(":meta")),
+                           if ":bqs:op:" not in k and not k.endswith(":meta")),
             "parents_wait": raw.lrange(f"{prefix}:{parent_queue}:wait", 0, -1),
             "parent_events": [f["event"] for _, f in raw.xrange(f"{prefix}:{parent_queue}:events")],
         }

@@ -12,6 +12,7 @@ import pytest
 import redis
 from nodebullmq import NodeBullMQ, NodeBullMQError
 
+from bullmq_sync.keys import OP_SEGMENT
 from bullmq_sync import FlowProducer, Queue, QueueHasActiveJobs
 
 pytestmark = pytest.mark.interop
@@ -29,7 +30,7 @@ def _keys(raw: redis.Redis, prefix: str) -> set[str]:
     return {
         key.removeprefix(prefix + ":")
         for key in raw.scan_iter(match=f"{prefix}:*", count=1000)
-        if ":bullmq-sync:op:" not in key
+        if ":" + OP_SEGMENT not in key
     }
 
 

@@ -29,7 +29,7 @@ def normalized_queue(raw: redis.Redis, prefix: str, queue: str) -> dict[str, Any
     state: dict[str, Any] = {}
     for key in sorted(raw.scan_iter(match=base + "*", count=1000)):
         name = key[len(base):]
-        if name.startswith("bullmq-sync:op:"):
+        if name.startswith("bqs:op:"):
             continue
         kind = raw.type(key)
         if kind == "hash":
