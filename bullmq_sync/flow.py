@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import log, node_args
-from .connection import Connection
+from .connection import OUTCOME_TTL_MS, Connection
 from .errors import ClientClosed, ConfigurationError, InvalidArgument, job_error
-from .job import OUTCOME_TTL_MS, Job
+from .job import Job
 from .options import PreparedJob, normalize_job_options, prepare_job
 from .producer import _job as _stored_job
 from .queue import ConnectionLike, Queue

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import log
+from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument
-from .job import OUTCOME_TTL_MS, Job
+from .job import Job
 
 if TYPE_CHECKING:
     from .flow import FlowProducer, JobNode

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import log
+from .connection import OUTCOME_TTL_MS
 from .errors import FlowSpansSlots, FlowTooLarge, InvalidArgument, job_error
-from .job import OUTCOME_TTL_MS
 
 if TYPE_CHECKING:
     from .job import Job

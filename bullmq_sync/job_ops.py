@@ -8,8 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import log
+from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument, job_error, refusal_code
-from .job import OUTCOME_TTL_MS
 from .options import PRIORITY_LIMIT, flag
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import log
+from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument, QueueHasActiveJobs
-from .job import OUTCOME_TTL_MS
 from .options import flag
 from .states import JobState
 

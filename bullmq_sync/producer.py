@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import log
+from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument, job_error
-from .job import OUTCOME_TTL_MS, Job
+from .job import Job
 from .options import PreparedJob, prepare_job
 
 if TYPE_CHECKING:

@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from . import log
+from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument, job_error
-from .job import OUTCOME_TTL_MS, Job
+from .job import Job
 from .options import encode_stored_opts, normalize_job_options, prepare_job
 
 if TYPE_CHECKING:
