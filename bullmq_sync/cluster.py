@@ -115,7 +115,7 @@ def _transient(exc: BaseException) -> redis.exceptions.ConnectionError:
     )
 
 
-class ClusterConnection(Connection):
+class ClusterConnection(Connection, cluster_transport=True):
     """A ``Connection`` to a Redis Cluster (built by ``Connection(...)``; see the module doc).
 
     ``max_connections`` and ``pool_timeout`` apply to each node's fair pool. A ``RedisCluster``

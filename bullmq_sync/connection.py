@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import redis
@@ -508,13 +508,23 @@ class Connection:
     ``Connection("redis+sentinel://h1:26379,h2:26379/mymaster")`` follow failovers.
     """
 
+    _cluster_transport: ClassVar[type[Connection] | None] = None
+    """The subclass a cluster URL or client gets (``cluster.ClusterConnection`` registers
+    itself when ``bullmq_sync`` is imported), so this module never imports ``cluster``."""
+
+    def __init_subclass__(cls, *, cluster_transport: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cluster_transport:
+            Connection._cluster_transport = cls
+
     def __new__(
         cls, url: Any = None, *args: Any, cluster: bool = False, **kwargs: Any
     ) -> Connection:
         if cls is Connection and (cluster or _names_cluster(url)):
-            from .cluster import ClusterConnection
-
-            return super().__new__(ClusterConnection)
+            transport = Connection._cluster_transport
+            if transport is None:  # only if bullmq_sync.connection is loaded by itself
+                raise ConfigurationError("Redis Cluster needs bullmq_sync.cluster to be imported")
+            return super().__new__(transport)
         return super().__new__(cls)
 
     def __init__(

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import log, node_args
 from .connection import BlockingReader, Connection
@@ -25,8 +25,10 @@ from .errors import (
     InvalidArgument,
 )
 from .keys import QueueKeys
-from .queue import ConnectionLike
 from .workers_list import queue_events_client_name
+
+if TYPE_CHECKING:
+    from .queue import ConnectionLike  # a type alias: annotations only
 
 EventCallback = Callable[["QueueEvent"], object]
 ErrorCallback = Callable[[BaseException], object]

@@ -293,7 +293,36 @@ class FlowProducer:
             raise InvalidArgument(f"getFlow options must be a dict, got {opts!r}")
         merged = {**(opts or {}), **kwargs}
         values = flow_introspection.flow_options(merged, self.prefix)
-        return flow_introspection.get_flow(self, values)
+        return self._node(
+            values["prefix"], values["queue_name"], values["id"],
+            values["depth"], values["max_children"],
+        )
+
+    def _node(
+        self, prefix: str, queue_name: str, job_id: str, depth: int, most: int
+    ) -> JobNode | None:
+        """One job of ``get_flow``'s tree and its children, ``depth`` levels deep."""
+        from . import flow_introspection
+
+        queue = self._queue(queue_name, prefix)
+        job = Job.from_id(queue, job_id)
+        if job is None:
+            return None
+        page = (0, most)
+        deps = flow_introspection.get_dependencies(
+            queue, job.id, dict.fromkeys(flow_introspection.DEPENDENCY_TYPES, page)
+        )
+        child_keys = [
+            *deps["processed"], *deps["unprocessed"], *deps["failed"], *deps["ignored"]
+        ]
+        node = JobNode(job)
+        if child_keys and depth - 1 > 0:
+            for key in child_keys:
+                child_prefix, child_queue, child_id = flow_introspection.parse_node_key(key)
+                child = self._node(child_prefix, child_queue, child_id, depth - 1, most)
+                if child is not None:
+                    node.children.append(child)
+        return node
 
     getFlow = get_flow
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import log
 from .connection import OUTCOME_TTL_MS
+from .context import pairs
 from .errors import InvalidArgument
-from .job import Job
 
 if TYPE_CHECKING:
-    from .flow import FlowProducer, JobNode
+    from .context import QueueContext
 
 DEPENDENCY_TYPES = ("processed", "unprocessed", "ignored", "failed")
 """The four lists of a parent's children, in the order BullMQ fills its reply."""
@@ -79,22 +79,18 @@ def _json(value: str) -> Any:
         return value
 
 
-def _pairs(flat: Any) -> dict[str, str]:
-    if isinstance(flat, dict):
-        return flat
-    return dict(zip(flat[::2], flat[1::2], strict=False))
-
-
-def get_dependencies(job: Job, pages: dict[str, tuple[int, int]]) -> dict[str, Any]:
+def get_dependencies(
+    queue: QueueContext, job_id: str, pages: dict[str, tuple[int, int]]
+) -> dict[str, Any]:
     """BullMQ ``Job.getDependencies``: every child key (no pages), or the requested pages."""
-    keys = job.queue.keys
+    keys = queue.keys
     sub = {
-        "processed": keys.job_sub(job.id, "processed"),
-        "unprocessed": keys.job_sub(job.id, "dependencies"),
-        "ignored": keys.job_sub(job.id, "failed"),
-        "failed": keys.job_sub(job.id, "unsuccessful"),
+        "processed": keys.job_sub(job_id, "processed"),
+        "unprocessed": keys.job_sub(job_id, "dependencies"),
+        "ignored": keys.job_sub(job_id, "failed"),
+        "failed": keys.job_sub(job_id, "unsuccessful"),
     }
-    connection = job.queue.connection
+    connection = queue.connection
     if not pages:
         processed, unprocessed, ignored, failed = connection.pipeline(
             [
@@ -105,10 +101,10 @@ def get_dependencies(job: Job, pages: dict[str, tuple[int, int]]) -> dict[str, A
             ]
         )
         return {
-            "processed": {k: _json(v) for k, v in _pairs(processed or {}).items()},
+            "processed": {k: _json(v) for k, v in pairs(processed or {}).items()},
             "unprocessed": list(unprocessed or []),
             "failed": list(failed or []),
-            "ignored": dict(_pairs(ignored or {})),
+            "ignored": dict(pairs(ignored or {})),
         }
 
     commands: list[tuple[Any, ...]] = []
@@ -125,11 +121,11 @@ def get_dependencies(job: Job, pages: dict[str, tuple[int, int]]) -> dict[str, A
     result: dict[str, Any] = {}
     if "processed" in replies:
         cursor, flat = replies["processed"]
-        result["processed"] = {k: _json(v) for k, v in _pairs(flat).items()}
+        result["processed"] = {k: _json(v) for k, v in pairs(flat).items()}
         result["nextProcessedCursor"] = int(cursor)
     if "ignored" in replies:
         cursor, flat = replies["ignored"]
-        result["ignored"] = dict(_pairs(flat))
+        result["ignored"] = dict(pairs(flat))
         result["nextIgnoredCursor"] = int(cursor)
     if "failed" in replies:
         cursor, count = pages["failed"]
@@ -142,10 +138,10 @@ def get_dependencies(job: Job, pages: dict[str, tuple[int, int]]) -> dict[str, A
     return result
 
 
-def get_ignored_children_failures(job: Job) -> dict[str, str]:
+def get_ignored_children_failures(queue: QueueContext, job_id: str) -> dict[str, str]:
     """Failure reasons of children whose failure the parent ignored, by child job key."""
-    raw = job.queue.connection.execute("HGETALL", job.queue.keys.job_sub(job.id, "failed"))
-    return dict(_pairs(raw or {}))
+    raw = queue.connection.execute("HGETALL", queue.keys.job_sub(job_id, "failed"))
+    return pairs(raw or {})
 
 
 def parse_node_key(key: str) -> tuple[str, str, str]:
@@ -163,12 +159,12 @@ def _queue_of(job_key: str) -> tuple[str, str]:
     return queue_name, job_id
 
 
-def remove_unprocessed_children(job: Job) -> int:
+def remove_unprocessed_children(queue: QueueContext, parent_id: str) -> int:
     """Delete the children still pending (not locked, not failed); how many jobs went."""
-    queue = job.queue
+    parent_key = queue.keys.job(parent_id)
     reply = queue.connection.run_script(
         "removeUnprocessedChildren",
-        (queue.keys.job(job.id), queue.keys.op(queue.next_token())),
+        (parent_key, queue.keys.op(queue.next_token())),
         (OUTCOME_TTL_MS,),
     )
     outcome = json.loads(reply)
@@ -184,11 +180,11 @@ def remove_unprocessed_children(job: Job) -> int:
                 job_id=job_id,
                 from_state=prev,
                 to_state=None,
-                parent=job.key,
+                parent=parent_key,
                 replayed=replayed,
             )
-        for parent_key in released:
-            queue_name, job_id = _queue_of(parent_key)
+        for released_key in released:
+            queue_name, job_id = _queue_of(released_key)
             log.transition(
                 "job.waiting",
                 queue=queue_name,
@@ -223,36 +219,3 @@ def flow_options(opts: Mapping[str, Any], default_prefix: str) -> dict[str, Any]
     _whole("depth", values["depth"], 1)
     _whole("maxChildren", values["max_children"], 1)
     return values
-
-
-def get_flow(producer: FlowProducer, values: dict[str, Any]) -> JobNode | None:
-    """The stored tree under one job, ``depth`` levels deep, up to ``max_children`` of each
-    kind per parent (BullMQ ``FlowProducer.getFlow``); None when the job does not exist."""
-    return _node(
-        producer, values["prefix"], values["queue_name"], values["id"],
-        values["depth"], values["max_children"],
-    )
-
-
-def _node(
-    producer: FlowProducer, prefix: str, queue_name: str, job_id: str, depth: int, most: int
-) -> JobNode | None:
-    from .flow import JobNode
-
-    queue = producer._queue(queue_name, prefix)
-    job = Job.from_id(queue, job_id)
-    if job is None:
-        return None
-    page = (0, most)
-    deps = get_dependencies(job, dict.fromkeys(DEPENDENCY_TYPES, page))
-    child_keys = [
-        *deps["processed"], *deps["unprocessed"], *deps["failed"], *deps["ignored"]
-    ]
-    node = JobNode(job)
-    if child_keys and depth - 1 > 0:
-        for key in child_keys:
-            child_prefix, child_queue, child_id = parse_node_key(key)
-            child = _node(producer, child_prefix, child_queue, child_id, depth - 1, most)
-            if child is not None:
-                node.children.append(child)
-    return node

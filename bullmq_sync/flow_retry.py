@@ -22,7 +22,7 @@ from .connection import OUTCOME_TTL_MS
 from .errors import FlowSpansSlots, FlowTooLarge, InvalidArgument, job_error
 
 if TYPE_CHECKING:
-    from .job import Job
+    from .context import QueueContext
 
 DEFAULT_MAX_JOBS = 1000
 """How many jobs ``retry_tree`` visits at most by default (the script blocks Redis)."""
@@ -95,43 +95,36 @@ def retry_options(
     return values
 
 
-def _cluster_tag(job: Job) -> str:
+def _cluster_tag(queue: QueueContext, job_id: str) -> str:
     from .cluster import ClusterConnection
 
-    if not isinstance(job.queue.connection, ClusterConnection):
+    if not isinstance(queue.connection, ClusterConnection):
         return ""
-    return job.queue.keys.hash_slot_tag() or job.key
+    return queue.keys.hash_slot_tag() or queue.keys.job(job_id)
 
 
-def retry_tree(job: Job, values: dict[str, Any]) -> list[RetriedJob]:
-    """Move ``job`` (failed or waiting for children) and every failed descendant back."""
-    queue = job.queue
+def retry_tree(queue: QueueContext, job_id: str, values: dict[str, Any]) -> list[RetriedJob]:
+    """Move the job (failed or waiting for children) and every failed descendant back; the
+    moves, the root's last when it moved itself."""
+    root = queue.keys.job(job_id)
     started = time.perf_counter()
     reply = queue.connection.run_script(
         COMMAND,
-        (job.key, queue.keys.op(queue.next_token())),
+        (root, queue.keys.op(queue.next_token())),
         (
             "1" if values["reset_attempts_made"] else "0",
             "1" if values["reset_attempts_started"] else "0",
             values["max_jobs"],
             OUTCOME_TTL_MS,
-            _cluster_tag(job),
+            _cluster_tag(queue, job_id),
         ),
     )
     status = int(reply[0])
     if status < 0:
-        _refuse(job, status, reply[1], values["max_jobs"])
+        _refuse(queue, job_id, status, reply[1], values["max_jobs"])
     moved = [RetriedJob(key.rpartition(":")[0], key.rpartition(":")[2], src, dst)
              for key, src, dst in json.loads(reply[1])]
     replayed = len(reply) > 2
-    if moved and moved[-1].key == job.key:
-        job.failed_reason = None
-        job.finished_on = None
-        job.processed_on = None
-        if values["reset_attempts_made"]:
-            job.attempts_made = 0
-        if values["reset_attempts_started"]:
-            job.attempts_started = 0
     if log.enabled():
         elapsed = round((time.perf_counter() - started) * 1000, 3)
         for entry in moved:
@@ -141,42 +134,41 @@ def retry_tree(job: Job, values: dict[str, Any]) -> list[RetriedJob]:
                 job_id=entry.job_id,
                 from_state=entry.from_state,
                 to_state=entry.to_state,
-                root=job.key,
+                root=root,
                 tree=True,
                 reset_attempts_made=values["reset_attempts_made"],
                 reset_attempts_started=values["reset_attempts_started"],
                 replayed=replayed,
             )
-        log.event("flow.retried", root=job.key, jobs=len(moved), replayed=replayed,
+        log.event("flow.retried", root=root, jobs=len(moved), replayed=replayed,
                   elapsed_ms=elapsed)
     return moved
 
 
-def _refuse(job: Job, status: int, detail: Any, max_jobs: int) -> None:
-    queue = job.queue
+def _refuse(queue: QueueContext, root_id: str, status: int, detail: Any, max_jobs: int) -> None:
     error: Exception
     if status == -101:
         error = FlowTooLarge(
-            f"the flow under job {job.id} has more than {max_jobs} jobs to visit; "
+            f"the flow under job {root_id} has more than {max_jobs} jobs to visit; "
             "pass a larger max_jobs (at most "
             f"{MAX_JOBS_LIMIT}) to retry it in one call",
-            job_id=job.id,
+            job_id=root_id,
             max_jobs=max_jobs,
         )
     elif status == -102:
         error = FlowSpansSlots(
-            f"job {detail} of the flow under job {job.id} is outside the hash tag "
+            f"job {detail} of the flow under job {root_id} is outside the hash tag "
             f"{queue.keys.hash_slot_tag()!r}: on Redis Cluster a flow can only be retried in one "
             "call when every queue of it shares one hash tag (e.g. prefix '{app}')",
-            job_id=job.id,
+            job_id=root_id,
             job_key=str(detail),
         )
     elif status == -1:
         queue_key, _, job_id = str(detail).rpartition(":")
         error = job_error(-1, queue=queue_key.rpartition(":")[2], job_id=job_id, command=COMMAND)
     else:
-        error = job_error(status, queue=queue.name, job_id=job.id, command=COMMAND,
+        error = job_error(status, queue=queue.name, job_id=root_id, command=COMMAND,
                           state="failed or waiting-children")
-    log.refused("job.retry_tree_refused", queue=queue.name, job_id=job.id, code=status,
+    log.refused("job.retry_tree_refused", queue=queue.name, job_id=root_id, code=status,
                 error=str(error))
     raise error

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import connection, log
+from .context import pairs
 from .errors import InvalidArgument, job_error, refusal_code
 from .keys import validate_job_id
 from .options import decode_stored_opts, flag
@@ -136,7 +137,7 @@ class Job:
         raw = queue.connection.execute("HGETALL", queue.keys.job(job_id))
         if not raw:
             return None
-        return cls.from_hash(queue, job_id, _pairs(raw))
+        return cls.from_hash(queue, job_id, pairs(raw))
 
     fromId = from_id
 
@@ -325,7 +326,7 @@ class Job:
         """Return values of the finished children, keyed by child job key (``:processed``)."""
         key = self.queue.keys.job_sub(self.id, "processed")
         raw = self.queue.connection.execute("HGETALL", key)
-        return {key: _json(value) for key, value in _pairs(raw or {}).items()}
+        return {key: _json(value) for key, value in pairs(raw or {}).items()}
 
     def get_dependencies_count(self, opts: Mapping[str, Any] | None = None) -> dict[str, int]:
         """How many children are processed, unprocessed, failed (fpof) and ignored (idof/cpof).
@@ -560,13 +561,13 @@ class Job:
             if value is not None:
                 merged[name] = value
         pages = flow_introspection.dependency_pages(merged)
-        return flow_introspection.get_dependencies(self, pages)
+        return flow_introspection.get_dependencies(self.queue, self.id, pages)
 
     def get_ignored_children_failures(self) -> dict[str, str]:
         """Failure reasons of children whose failure this parent ignored, by child job key."""
         from . import flow_introspection
 
-        return flow_introspection.get_ignored_children_failures(self)
+        return flow_introspection.get_ignored_children_failures(self.queue, self.id)
 
     def get_failed_children_values(self) -> dict[str, str]:
         """BullMQ's deprecated name of ``get_ignored_children_failures`` (same result)."""
@@ -577,7 +578,7 @@ class Job:
         pending children; returns how many jobs were removed (BullMQ returns nothing)."""
         from . import flow_introspection
 
-        return flow_introspection.remove_unprocessed_children(self)
+        return flow_introspection.remove_unprocessed_children(self.queue, self.id)
 
     def retry_tree(
         self,
@@ -604,7 +605,16 @@ class Job:
             reset_attempts_started=reset_attempts_started,
             max_jobs=flow_retry.DEFAULT_MAX_JOBS if max_jobs is None else max_jobs,
         )
-        return flow_retry.retry_tree(self, values)
+        moved = flow_retry.retry_tree(self.queue, self.id, values)
+        if moved and moved[-1].key == self.key:
+            self.failed_reason = None
+            self.finished_on = None
+            self.processed_on = None
+            if values["reset_attempts_made"]:
+                self.attempts_made = 0
+            if values["reset_attempts_started"]:
+                self.attempts_started = 0
+        return moved
 
     getDependencies = get_dependencies
     getIgnoredChildrenFailures = get_ignored_children_failures
@@ -624,13 +634,13 @@ class Job:
         """
         from . import waiting
 
-        return waiting.wait_until_finished(self, queue_events, timeout)
+        return waiting.wait_until_finished(self.queue, self.id, self.name, queue_events, timeout)
 
     def waitUntilFinished(self, queueEvents: Any, ttl: int | None = None) -> Any:  # noqa: N802, N803
         """BullMQ's shape: ``ttl`` in milliseconds (0 or None: no timeout)."""
         from . import waiting
 
-        return waiting.wait_until_finished_node(self, queueEvents, ttl)
+        return waiting.wait_until_finished_node(self.queue, self.id, self.name, queueEvents, ttl)
 
     # -- end of waiting for this job's outcome --------------------------------------------
 
@@ -700,9 +710,3 @@ def _finished_state(state: str | JobState) -> str:
         )
     assert value is not None
     return value.value
-
-
-def _pairs(flat: Any) -> dict[str, str]:
-    if isinstance(flat, dict):
-        return flat
-    return dict(zip(flat[::2], flat[1::2], strict=False))

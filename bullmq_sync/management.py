@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from . import log
 from .connection import OUTCOME_TTL_MS
+from .context import pairs
 from .errors import InvalidArgument, QueueHasActiveJobs
 from .options import flag
 from .states import JobState
@@ -261,7 +262,8 @@ def set_global_rate_limit(queue: Queue, max_jobs: int, duration: int) -> None:
 
 def get_meta(queue: Queue) -> dict[str, object]:
     """The queue meta hash as BullMQ's ``getMeta`` returns it (numbers parsed, ``paused``)."""
-    raw = {str(k): str(v) for k, v in _pairs(queue.connection.execute("HGETALL", queue.keys.meta))}
+    stored = pairs(queue.connection.execute("HGETALL", queue.keys.meta))
+    raw = {str(k): str(v) for k, v in stored.items()}
     meta: dict[str, object] = {
         k: v
         for k, v in raw.items()
@@ -277,13 +279,6 @@ def get_meta(queue: Queue) -> dict[str, object]:
             meta[name] = int(float(raw[field]))
     meta["paused"] = raw.get("paused") == "1"
     return meta
-
-
-def _pairs(flat: object) -> list[tuple[object, object]]:
-    if isinstance(flat, dict):
-        return list(flat.items())
-    assert isinstance(flat, list)
-    return list(zip(flat[::2], flat[1::2], strict=False))
 
 
 def get_global_rate_limit(queue: Queue) -> dict[str, int] | None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .errors import ClientClosed, InvalidArgument, JobFailed, JobWaitTimeout, job_error
 
 if TYPE_CHECKING:
+    from .context import QueueContext
     from .events import QueueEvent, QueueEvents
-    from .job import Job
 
 _CLOSED_CHECK_SECONDS = 1.0
 """How often a waiter wakes to notice that its QueueEvents was closed (no Redis call)."""
@@ -31,7 +31,23 @@ REMOVED_JOB_SEARCH = 1000
 """How many of the newest events are searched for the outcome of a job already removed."""
 
 
-def finished_state(job: Job) -> tuple[int, Any]:
+@runtime_checkable
+class _EventsLike(Protocol):
+    """What waiting needs of a ``QueueEvents`` (checked without importing the face)."""
+
+    keys: Any
+    closed: bool
+    running: bool
+    _read_lock: Any
+
+    def on(self, event: str, callback: Any) -> Any: ...
+
+    def off(self, event: str, callback: Any) -> Any: ...
+
+    def start(self) -> Any: ...
+
+
+def finished_state(queue: QueueContext, job_id: str) -> tuple[int, Any]:
     """``(COMPLETED, return value)``, ``(FAILED, failedReason)``, ``(NOT_FINISHED, None)``
     or ``(MISSING, None)``, read atomically (BullMQ's ``isFinished``).
 
@@ -39,11 +55,11 @@ def finished_state(job: Job) -> tuple[int, Any]:
     ``completed``/``failed`` event when that is among the newest events, instead of failing
     with "Missing key": the usual request/reply race with a fast worker.
     """
-    keys = job.queue.keys
-    reply = job.queue.connection.run_script(
+    keys = queue.keys
+    reply = queue.connection.run_script(
         "jobFinishedState",
-        (keys.completed, keys.failed, keys.job(job.id), keys.events),
-        (job.id, REMOVED_JOB_SEARCH),
+        (keys.completed, keys.failed, keys.job(job_id), keys.events),
+        (job_id, REMOVED_JOB_SEARCH),
     )
     status = int(reply[0])
     value = reply[1] if len(reply) > 1 else None
@@ -61,17 +77,15 @@ def _return_value(text: Any) -> Any:
         return None  # BullMQ reads a corrupted return value as undefined
 
 
-def _check(job: Job, queue_events: Any) -> None:
-    from .events import QueueEvents
-
-    if not isinstance(queue_events, QueueEvents):
+def _check(queue: QueueContext, job_id: str, queue_events: Any) -> None:
+    if not isinstance(queue_events, _EventsLike):
         raise InvalidArgument(
             f"wait_until_finished needs a QueueEvents, got {type(queue_events).__name__}"
         )
-    if queue_events.keys.qualified_name != job.queue.keys.qualified_name:
+    if queue_events.keys.qualified_name != queue.keys.qualified_name:
         raise InvalidArgument(
-            f"the QueueEvents watches {queue_events.keys.qualified_name!r} but job {job.id} "
-            f"is in {job.queue.keys.qualified_name!r}"
+            f"the QueueEvents watches {queue_events.keys.qualified_name!r} but job {job_id} "
+            f"is in {queue.keys.qualified_name!r}"
         )
     if queue_events.closed:
         raise ClientClosed(f"{queue_events!r} is closed")
@@ -83,7 +97,13 @@ def _check(job: Job, queue_events: Any) -> None:
         )
 
 
-def wait_until_finished(job: Job, queue_events: QueueEvents, timeout: float | None) -> Any:
+def wait_until_finished(
+    queue: QueueContext,
+    job_id: str,
+    name: str,
+    queue_events: QueueEvents,
+    timeout: float | None,
+) -> Any:
     """Block until ``job`` completes (return its value) or fails (raise ``JobFailed``).
 
     ``timeout`` in seconds (None waits forever) raises ``JobWaitTimeout``. ``queue_events``
@@ -93,7 +113,7 @@ def wait_until_finished(job: Job, queue_events: QueueEvents, timeout: float | No
         isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
     ):
         raise InvalidArgument(f"timeout must be None or seconds >= 0, got {timeout!r}")
-    _check(job, queue_events)
+    _check(queue, job_id, queue_events)
     deadline = None if timeout is None else time.monotonic() + timeout
     arrived = threading.Event()
     outcome: list[tuple[int, Any]] = []
@@ -111,36 +131,36 @@ def wait_until_finished(job: Job, queue_events: QueueEvents, timeout: float | No
     def on_failed(event: QueueEvent) -> None:
         settle(FAILED, event.get("failedReason"))
 
-    completed_name, failed_name = f"completed:{job.id}", f"failed:{job.id}"
+    completed_name, failed_name = f"completed:{job_id}", f"failed:{job_id}"
     queue_events.on(completed_name, on_completed)
     queue_events.on(failed_name, on_failed)
     try:
         if not queue_events.running:
             queue_events.start()
-        status, value = finished_state(job)
+        status, value = finished_state(queue, job_id)
         if status == MISSING:
-            raise job_error(-1, queue=job.queue.name, job_id=job.id, command="isFinished")
+            raise job_error(-1, queue=queue.name, job_id=job_id, command="isFinished")
         if status != NOT_FINISHED:
             settle(status, value)
         while not arrived.is_set():
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise JobWaitTimeout(
-                    f"Job wait {job.name} timed out before finishing, no finish notification "
-                    f"arrived after {_ms(timeout)}ms (id={job.id})",
-                    queue=job.queue.name,
-                    job_id=job.id,
+                    f"Job wait {name} timed out before finishing, no finish notification "
+                    f"arrived after {_ms(timeout)}ms (id={job_id})",
+                    queue=queue.name,
+                    job_id=job_id,
                     timeout=float(timeout or 0),
                 )
             step = _CLOSED_CHECK_SECONDS if remaining is None else min(remaining, 1.0)
             if not arrived.wait(step) and queue_events.closed:
-                raise ClientClosed(f"{queue_events!r} was closed while waiting for job {job.id}")
+                raise ClientClosed(f"{queue_events!r} was closed while waiting for job {job_id}")
     finally:
         queue_events.off(completed_name, on_completed)
         queue_events.off(failed_name, on_failed)
     status, value = outcome[0]
     if status == FAILED:
-        raise JobFailed("" if value is None else str(value), queue=job.queue.name, job_id=job.id)
+        raise JobFailed("" if value is None else str(value), queue=queue.name, job_id=job_id)
     return value
 
 
@@ -149,8 +169,10 @@ def _ms(seconds: float | None) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def wait_until_finished_node(job: Job, queue_events: QueueEvents, ttl: Any = None) -> Any:
+def wait_until_finished_node(
+    queue: QueueContext, job_id: str, name: str, queue_events: QueueEvents, ttl: Any = None
+) -> Any:
     """BullMQ's shape: ``waitUntilFinished(queueEvents, ttl)``, ttl in ms (0/None: forever)."""
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0):
         raise InvalidArgument(f"ttl must be milliseconds >= 0, got {ttl!r}")
-    return wait_until_finished(job, queue_events, ttl / 1000 if ttl else None)
+    return wait_until_finished(queue, job_id, name, queue_events, ttl / 1000 if ttl else None)

@@ -405,10 +405,3 @@ def worker(args: argparse.Namespace) -> int:
     finally:
         connection.close()
     return 0
-
-
-def demo(args: argparse.Namespace) -> int:
-    """``demo``: see ``bullmq_sync.cli.demo``."""
-    from .demo import run_demo
-
-    return run_demo(args)

@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
     )
-    demo.set_defaults(handler=commands.demo)
+    demo.set_defaults(handler=_demo)
 
     dashboard = sub.add_parser(
         "dashboard",
@@ -232,3 +232,10 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """``demo``: see ``bullmq_sync.cli.demo`` (imported only when the demo runs)."""
+    from .demo import run_demo
+
+    return run_demo(args)

@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
@@ -407,27 +406,6 @@ class Dashboard:
             {"name": queue, "state": state, "done": outcome.action, "n": outcome.count}
         )
         return redirect(request.url("/queue") + "?" + query)
-
-
-def iso(ms: int | None) -> str:
-    """Epoch milliseconds as ``2026-01-02 03:04:05 UTC`` ("" for none)."""
-    if not ms:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def ago(ms: int | None, now_ms: int) -> str:
-    """Relative time: ``12 s ago``, ``in 3 min``."""
-    if not ms:
-        return ""
-    delta = (now_ms - ms) / 1000
-    future = delta < 0
-    delta = abs(delta)
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
-        if delta >= size or unit == "s":
-            amount = f"{int(delta // size)} {unit}"
-            return f"in {amount}" if future else f"{amount} ago"
-    return ""
 
 
 def json_attr(value: Any) -> str:
