@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .context import StoredJob, pairs
 from .errors import InvalidArgument
-from .job import Job
 from .keys import validate_job_id
 from .options import PRIORITY_LIMIT as MAX_PRIORITY
 from .options import flag
 from .states import JobState
 
 if TYPE_CHECKING:
-    from .queue import Queue
+    from .context import QueueContext
 
 DEFAULT_TYPES = (
     "active",
@@ -55,7 +55,7 @@ def _structures(job_type: str, ascending: bool) -> list[str]:
     return [job_type]
 
 
-def get_job_counts(queue: Queue, *types: str | JobState) -> dict[str, int]:
+def get_job_counts(queue: QueueContext, *types: str | JobState) -> dict[str, int]:
     """Counts per type, read in one round trip."""
     names = job_types(types or None)
     commands: list[tuple[str, ...]] = []
@@ -73,12 +73,12 @@ def get_job_counts(queue: Queue, *types: str | JobState) -> dict[str, int]:
     }
 
 
-def get_job_count_by_types(queue: Queue, *types: str | JobState) -> int:
+def get_job_count_by_types(queue: QueueContext, *types: str | JobState) -> int:
     """The sum of the counts of these types."""
     return sum(get_job_counts(queue, *types).values())
 
 
-def count(queue: Queue) -> int:
+def count(queue: QueueContext) -> int:
     """Jobs still to be processed: waiting, delayed, prioritized and waiting-children."""
     return get_job_count_by_types(queue, "waiting", "delayed", "prioritized", "waiting-children")
 
@@ -90,13 +90,14 @@ def _index(value: int, name: str) -> int:
 
 
 def get_jobs(
-    queue: Queue,
+    queue: QueueContext,
     types: Iterable[str | JobState] | str | JobState | None = None,
     start: int = 0,
     end: int = -1,
     asc: bool = False,
-) -> list[Job]:
-    """Jobs of the given types, each type paged by ``start``..``end`` (inclusive), atomically."""
+) -> list[StoredJob]:
+    """Job hashes of the given types, each type paged by ``start``..``end`` (inclusive), read
+    atomically; ``Job.from_hash`` makes Jobs of them."""
     flag("asc", asc)
     names = job_types(types)
     first, last = _index(start, "start"), _index(end, "end")
@@ -109,17 +110,17 @@ def get_jobs(
         "getJobsInStates", (queue.keys.base,), (first, last, "1" if asc else "0", *structures)
     )
     seen: set[str] = set()
-    jobs: list[Job] = []
+    jobs: list[StoredJob] = []
     for entries in reply:
         for job_id, flat in entries:
             if job_id in seen:
                 continue
             seen.add(job_id)
-            jobs.append(Job.from_hash(queue, job_id, dict(zip(flat[::2], flat[1::2], strict=True))))
+            jobs.append(StoredJob(job_id, dict(zip(flat[::2], flat[1::2], strict=True))))
     return jobs
 
 
-def get_job_state(queue: Queue, job_id: str | int) -> JobState:
+def get_job_state(queue: QueueContext, job_id: str | int) -> JobState:
     """The state of a job (``JobState.UNKNOWN`` when it is in none)."""
     job_id = validate_job_id(job_id)
     keys = queue.keys
@@ -141,7 +142,7 @@ def get_job_state(queue: Queue, job_id: str | int) -> JobState:
 
 
 def get_job_logs(
-    queue: Queue, job_id: str | int, start: int = 0, end: int = -1, asc: bool = True
+    queue: QueueContext, job_id: str | int, start: int = 0, end: int = -1, asc: bool = True
 ) -> tuple[list[str], int]:
     """A page of a job's log rows (oldest first unless ``asc=False``) and their total count."""
     flag("asc", asc)
@@ -159,26 +160,16 @@ def get_job_logs(
     return rows, int(total)
 
 
-def refresh(job: Job) -> bool:
-    """Reload a job's fields from Redis in place; False (unchanged) when it no longer exists."""
-    raw = job.queue.connection.execute("HGETALL", job.key)
-    if not raw:
-        return False
-    fresh = Job.from_hash(
-        job.queue,
-        job.id,
-        raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2], strict=True)),
-    )
-    for name in fresh.__dataclass_fields__:
-        if name != "queue":
-            setattr(job, name, getattr(fresh, name))
-    return True
+def read_job(queue: QueueContext, job_id: str) -> dict[str, str] | None:
+    """The fields of a job's hash, or None when the queue has no job with that id."""
+    raw = queue.connection.execute("HGETALL", queue.keys.job(job_id))
+    return pairs(raw) if raw else None
 
 
 # -- per-state counts, counts per priority, trimming events (BullMQ's queue-getters) -------
 
 
-def get_delayed_count(queue: Queue, timestamp: int | None = None) -> int:
+def get_delayed_count(queue: QueueContext, timestamp: int | None = None) -> int:
     """Delayed jobs; with ``timestamp`` (ms) only those due strictly before it."""
     if timestamp is None:
         return get_job_count_by_types(queue, "delayed")
@@ -207,7 +198,7 @@ def priorities_of(priorities: Iterable[int]) -> list[int]:
     return out
 
 
-def get_counts_per_priority(queue: Queue, priorities: Iterable[int]) -> dict[int, int]:
+def get_counts_per_priority(queue: QueueContext, priorities: Iterable[int]) -> dict[int, int]:
     """``{priority: jobs waiting at it}``; priority 0 counts the wait list (one atomic read)."""
     asked = priorities_of(priorities)
     if not asked:
@@ -217,7 +208,7 @@ def get_counts_per_priority(queue: Queue, priorities: Iterable[int]) -> dict[int
     return {priority: int(count) for priority, count in zip(asked, counts, strict=True)}
 
 
-def trim_events(queue: Queue, max_length: int) -> int:
+def trim_events(queue: QueueContext, max_length: int) -> int:
     """Trim the event stream to about ``max_length`` entries (XTRIM MAXLEN ~); how many went."""
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 0:
         raise InvalidArgument(f"max_length must be an integer >= 0, got {max_length!r}")

@@ -58,6 +58,10 @@ def _json(value: str | None, default: Any = None) -> Any:
         return value
 
 
+_NOT_STORED = frozenset({"queue", "worker", "token", "deduplicated_job_id"})
+"""Job attributes that do not come from the job's hash: ``refresh`` leaves them as they are."""
+
+
 @dataclass(eq=False)
 class Job:
     """One BullMQ job as stored in Redis (``<prefix>:<queue>:<id>``).
@@ -133,11 +137,11 @@ class Job:
     @classmethod
     def from_id(cls, queue: Queue, job_id: str | int) -> Job | None:
         """Load a job, or None when the queue has no job with that id (as BullMQ's fromId)."""
+        from . import getters
+
         job_id = validate_job_id(job_id)
-        raw = queue.connection.execute("HGETALL", queue.keys.job(job_id))
-        if not raw:
-            return None
-        return cls.from_hash(queue, job_id, pairs(raw))
+        raw = getters.read_job(queue, job_id)
+        return None if raw is None else cls.from_hash(queue, job_id, raw)
 
     fromId = from_id
 
@@ -244,10 +248,20 @@ class Job:
         return getters.get_job_state(self.queue, self.id)
 
     def refresh(self) -> bool:
-        """Reload every field from Redis; False (unchanged) if the job no longer exists."""
+        """Reload every stored field from Redis; False (unchanged) if the job no longer exists.
+
+        What is not stored in the job's hash stays: the queue, and the worker and token a job
+        taken by hand carries (its lock and retry settings)."""
         from . import getters
 
-        return getters.refresh(self)
+        raw = getters.read_job(self.queue, self.id)
+        if raw is None:
+            return False
+        fresh = Job.from_hash(self.queue, self.id, raw)
+        for name in fresh.__dataclass_fields__:
+            if name not in _NOT_STORED:
+                setattr(self, name, getattr(fresh, name))
+        return True
 
     def get_logs(self, start: int = 0, end: int = -1, asc: bool = True) -> list[str]:
         """The job's log rows (oldest first unless ``asc=False``)."""

@@ -164,7 +164,7 @@ class Queue:
         asc: bool = False,
     ) -> list[Job]:
         """Jobs in the given states (each paged by ``start``..``end``), newest first unless asc."""
-        return getters.get_jobs(self, types, start, end, asc)
+        return [Job.from_hash(self, *job) for job in getters.get_jobs(self, types, start, end, asc)]
 
     def get_job_counts(self, *types: str | JobState) -> dict[str, int]:
         """``{type: count}`` for the given types (all types when none are given)."""

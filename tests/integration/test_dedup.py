@@ -58,6 +58,14 @@ def test_simple_mode_returns_the_existing_job(queue: Queue, raw: Any, prefix: st
     ]
 
 
+def test_refresh_keeps_what_the_deduplicated_add_answered(queue: Queue, raw: Any, prefix: str):
+    queue.add("paint", {"color": "white"}, {"deduplication": {"id": "d"}})
+    again = queue.add("paint", {"color": "black"}, {"deduplication": {"id": "d"}})
+    raw.hset(f"{prefix}:q:1", "data", '{"color": "grey"}')
+    assert again.refresh() is True
+    assert again.data == {"color": "grey"} and again.deduplicated_job_id == "2"
+
+
 def test_keyword_form_and_custom_ids(queue: Queue, raw: Any, prefix: str) -> None:
     owner = queue.add("a", {"n": 1}, job_id="mine", deduplication={"id": "d"})
     again = queue.add("a", {"n": 2}, job_id="other", deduplication={"id": "d"})

@@ -365,6 +365,20 @@ def test_unrecoverable_and_worker_settings_apply(queue, raw, prefix, redis_url):
     worker.close()
 
 
+def test_a_refreshed_job_keeps_its_worker_and_token(queue, raw, prefix, redis_url):
+    added = queue.add("a", {"n": 1})
+    worker = manual_worker(redis_url, prefix, remove_on_complete=True)
+    job = worker.get_next_job("t")
+    raw.hset(f"{prefix}:q:{added.id}", "data", json.dumps({"n": 2}))
+    assert job.refresh() is True
+    assert job.data == {"n": 2}  # the stored fields are reloaded ...
+    assert job.worker is worker and job.token == "t"  # ... what was not stored stays
+    job.move_to_completed("done", "t")
+    assert not raw.exists(f"{prefix}:q:{added.id}")  # the worker's removeOnComplete applied
+    assert raw.zcard(f"{prefix}:q:completed") == 0
+    worker.close()
+
+
 def test_the_worker_limiter_applies_to_fetch_next(queue, raw, prefix, redis_url):
     for n in range(3):
         queue.add("a", {"n": n})
