@@ -28,7 +28,6 @@ from .connection import OUTCOME_TTL_MS, Connection
 from .errors import ClientClosed, ConfigurationError, InvalidArgument, job_error
 from .job import Job
 from .options import PreparedJob, normalize_job_options, prepare_job
-from .producer import _job as _stored_job
 from .queue import ConnectionLike, Queue
 
 ADD_COMMAND = "addJob"
@@ -391,5 +390,5 @@ def _count(node: _Node) -> int:
 
 
 def _job_node(node: _Node) -> JobNode:
-    job = _stored_job(node.queue, node.prepared, node.job_id)
+    job = Job.from_prepared(node.queue, node.job_id, node.prepared)
     return JobNode(job, [_job_node(child) for child in node.children])

@@ -12,10 +12,11 @@ from . import connection, log
 from .context import pairs
 from .errors import InvalidArgument, job_error, refusal_code
 from .keys import validate_job_id
-from .options import decode_stored_opts, flag
+from .options import PreparedJob, decode_stored_opts, flag
 from .states import FINISHED_STATES, JobState
 
 if TYPE_CHECKING:
+    from .producer import Added
     from .queue import Queue
     from .worker import Worker  # manual processing
 
@@ -144,6 +145,38 @@ class Job:
         return None if raw is None else cls.from_hash(queue, job_id, raw)
 
     fromId = from_id
+
+    @classmethod
+    def from_prepared(cls, queue: Queue, job_id: str, job: PreparedJob) -> Job:
+        """The Job just stored from ``job`` (no read: the fields are those sent)."""
+        parent = None
+        if job.parent_json is not None:
+            opt = job.opts["parent"]
+            assert isinstance(opt, dict)
+            parent = {"id": opt["id"], "queueKey": opt["queue"]}
+        return cls(
+            queue=queue,
+            id=job_id,
+            name=job.name,
+            data=job.data,
+            opts=dict(job.opts),
+            timestamp=job.timestamp,
+            delay=job.delay,
+            priority=job.priority,
+            parent_key=job.parent_key,
+            parent=parent,
+            deduplication_id=job.deduplication_id,
+        )
+
+    @classmethod
+    def from_added(cls, queue: Queue, added: Added) -> Job:
+        """The Job an add returns; a deduplicated add returns the existing owner as stored."""
+        if added.owner is not None:
+            job = cls.from_hash(queue, added.owner.id, added.owner.fields)
+        else:
+            job = cls.from_prepared(queue, added.job_id, added.prepared)
+        job.deduplicated_job_id = added.refused_id
+        return job
 
     def __getattr__(self, item: str) -> Any:
         alias = _CAMEL_ALIASES.get(item)

@@ -162,6 +162,12 @@ class PreparedJob:
         )
 
     @property
+    def deduplication_id(self) -> str | None:
+        """The ``deduplication`` option's id, or None."""
+        spec = self.opts.get("deduplication")
+        return str(spec["id"]) if isinstance(spec, dict) else None
+
+    @property
     def landing_state(self) -> str:
         """Where the job is stored: ``delayed``, ``prioritized`` or ``waiting``."""
         if self.delay > 0:

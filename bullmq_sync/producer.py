@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import log
 from .connection import OUTCOME_TTL_MS
+from .context import JobRef, StoredJob
 from .errors import InvalidArgument, job_error
-from .job import Job
 from .options import PreparedJob, prepare_job
 
 if TYPE_CHECKING:
-    from .queue import Queue
+    from .context import QueueContext
 
 ADD_COMMAND = "addJob"
+
+
+@dataclass(frozen=True)
+class Added:
+    """One job of an add: its id and what was prepared; when the add was deduplicated, the
+    existing owner as stored (``owner``, None if it vanished since) and the refused id."""
+
+    job_id: str
+    prepared: PreparedJob
+    refused_id: str | None = None
+    owner: StoredJob | None = None
 
 
 def _args(job: PreparedJob) -> tuple[Any, ...]:
@@ -38,21 +50,25 @@ def bulk_entry(entry: Any) -> tuple[str, Any, Mapping[str, Any]]:
 
 
 def prepare(
-    queue: Queue, name: str, data: Any, opts: Mapping[str, Any] | None, overrides: Mapping[str, Any]
+    name: str,
+    data: Any,
+    opts: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+    defaults: Mapping[str, Any],
 ) -> PreparedJob:
-    """Merge an opts dict, keyword overrides and the queue defaults; validate; encode."""
+    """Merge an opts dict, keyword overrides and the queue's defaults; validate; encode."""
     if opts is not None and not isinstance(opts, Mapping):
         raise InvalidArgument(f"opts must be a dict of job options, got {type(opts).__name__}")
     merged: dict[str, Any] = dict(opts or {})
     merged.update({k: v for k, v in overrides.items() if v is not None})
-    if "parent" in merged and isinstance(merged["parent"], Job):
+    if "parent" in merged and isinstance(merged["parent"], JobRef):
         parent_job = merged["parent"]
-        merged["parent"] = {"id": parent_job.id, "queue": parent_job.queue.qualified_name}
-    return prepare_job(name, data, merged, queue.default_job_options)
+        merged["parent"] = {"id": parent_job.id, "queue": parent_job.queue_qualified_name}
+    return prepare_job(name, data, merged, defaults)
 
 
-def add_prepared(queue: Queue, jobs: Sequence[PreparedJob]) -> list[Job]:
-    """Store prepared jobs atomically with one script call; the Jobs as stored."""
+def add_prepared(queue: QueueContext, jobs: Sequence[PreparedJob]) -> list[Added]:
+    """Store prepared jobs atomically with one script call; what was stored, in order."""
     if not jobs:
         return []
     keys = queue.keys
@@ -106,7 +122,7 @@ def add_prepared(queue: Queue, jobs: Sequence[PreparedJob]) -> list[Job]:
                 _deduplicated_job(queue, job, job_id, *deduplicated[index], status, elapsed)
             )
             continue
-        result.append(_job(queue, job, job_id))
+        result.append(Added(job_id, job))
         duplicated = index in duplicates
         to_state = job.landing_state
         log.transition(
@@ -122,46 +138,27 @@ def add_prepared(queue: Queue, jobs: Sequence[PreparedJob]) -> list[Job]:
     return result
 
 
-def _job(queue: Queue, job: PreparedJob, job_id: str) -> Job:
-    parent = None
-    if job.parent_json is not None:
-        opt = job.opts["parent"]
-        assert isinstance(opt, dict)
-        parent = {"id": opt["id"], "queueKey": opt["queue"]}
-    return Job(
-        queue=queue,
-        id=job_id,
-        name=job.name,
-        data=job.data,
-        opts=dict(job.opts),
-        timestamp=job.timestamp,
-        delay=job.delay,
-        priority=job.priority,
-        parent_key=job.parent_key,
-        parent=parent,
-        deduplication_id=_dedup_id(job),
-    )
-
-
 def add(
-    queue: Queue, name: str, data: Any, opts: Mapping[str, Any] | None, overrides: Mapping[str, Any]
-) -> Job:
+    queue: QueueContext,
+    name: str,
+    data: Any,
+    opts: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+) -> Added:
     """``Queue.add``: one job, one script call."""
-    return add_prepared(queue, [prepare(queue, name, data, opts, overrides)])[0]
+    return add_prepared(queue, [prepare(name, data, opts, overrides, defaults)])[0]
 
 
-def add_bulk(queue: Queue, entries: Iterable[Any]) -> list[Job]:
+def add_bulk(
+    queue: QueueContext, entries: Iterable[Any], defaults: Mapping[str, Any]
+) -> list[Added]:
     """``Queue.add_bulk``: every job validated first, then all stored in one script call."""
-    prepared = [prepare(queue, *bulk_entry(entry), {}) for entry in entries]
+    prepared = [prepare(*bulk_entry(entry), {}, defaults) for entry in entries]
     return add_prepared(queue, prepared)
 
 
 # -- deduplication: an add answered with the existing owner of its deduplication id ---------
-
-
-def _dedup_id(job: PreparedJob) -> str | None:
-    spec = job.opts.get("deduplication")
-    return str(spec["id"]) if isinstance(spec, dict) else None
 
 
 def _deduplicated(reply: Sequence[Any]) -> dict[int, tuple[str, Sequence[Any]]]:
@@ -175,30 +172,28 @@ def _deduplicated(reply: Sequence[Any]) -> dict[int, tuple[str, Sequence[Any]]]:
 
 
 def _deduplicated_job(
-    queue: Queue,
+    queue: QueueContext,
     job: PreparedJob,
     owner_id: str,
     refused_id: str,
     owner_hash: Sequence[Any],
     status: int,
     elapsed: float,
-) -> Job:
-    """The Job a deduplicated add returns: the existing owner as stored (BullMQ returns its id)."""
-    if owner_hash:
+) -> Added:
+    """A deduplicated add: the existing owner as stored (BullMQ returns its id)."""
+    owner = None
+    if owner_hash:  # else the owner vanished since (only possible on a replayed call)
         fields = {str(k): str(v) for k, v in zip(owner_hash[0::2], owner_hash[1::2], strict=True)}
-        found = Job.from_hash(queue, owner_id, fields)
-    else:  # the owner vanished since (only possible on a replayed call)
-        found = _job(queue, job, owner_id)
-    found.deduplicated_job_id = refused_id
+        owner = StoredJob(owner_id, fields)
     log.transition(
         "job.deduplicated",
         queue=queue.name,
         job_id=owner_id,
         from_state=None,
         to_state=None,
-        deduplication_id=_dedup_id(job),
+        deduplication_id=job.deduplication_id,
         deduplicated_job_id=refused_id,
         replayed=status == 1,
         elapsed_ms=elapsed,
     )
-    return found
+    return Added(owner_id, job, refused_id, owner)

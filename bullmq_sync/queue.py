@@ -148,11 +148,13 @@ class Queue:
             "deduplication": deduplication,
             **more,
         }
-        return producer.add(self, name, data, opts, overrides)
+        added = producer.add(self, name, data, opts, overrides, self.default_job_options)
+        return Job.from_added(self, added)
 
     def add_bulk(self, jobs: Iterable[Any]) -> list[Job]:
         """Add many jobs atomically in one round trip: ``[{"name", "data", "opts"}, ...]``."""
-        return producer.add_bulk(self, jobs)
+        added = producer.add_bulk(self, jobs, self.default_job_options)
+        return [Job.from_added(self, one) for one in added]
 
     addBulk = add_bulk
 
