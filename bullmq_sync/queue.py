@@ -403,7 +403,10 @@ class Queue:
         """Create or replace a job scheduler; returns its first iteration (None past limit)."""
         from . import schedulers
 
-        return schedulers.upsert(self, scheduler_id, repeat, template)
+        job_id = schedulers.upsert(
+            self, scheduler_id, repeat, template, self.default_job_options
+        )
+        return None if job_id is None else Job.from_id(self, job_id)
 
     def get_job_scheduler(self, scheduler_id: str) -> dict[str, Any] | None:
         """A job scheduler as BullMQ's getJobScheduler describes it, or None."""

@@ -22,11 +22,11 @@ from croniter import croniter
 from . import log
 from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument, job_error
-from .job import Job
 from .options import encode_stored_opts, normalize_job_options, prepare_job
 
 if TYPE_CHECKING:
-    from .queue import Queue
+    from .context import QueueContext
+    from .job import Job
 
 UPSERT_COMMAND = "addJobScheduler"
 
@@ -76,7 +76,7 @@ def _check_pattern(pattern: str, tz: str | None) -> None:
     cron_next(pattern, time.time() * 1000, tz=tz)
 
 
-def _iteration_keys(queue: Queue) -> tuple[str, ...]:
+def _iteration_keys(queue: QueueContext) -> tuple[str, ...]:
     """The KEYS of the scripts that store a scheduler's next iteration."""
     keys = queue.keys
     return (
@@ -170,7 +170,7 @@ def _iteration_opts(
     return opts
 
 
-def after_fetch(queue: Queue, job: Job) -> str | None:
+def after_fetch(queue: QueueContext, job: Job) -> str | None:
     """Create the next iteration when ``job`` belongs to a job scheduler; its id, or None.
 
     Called by the worker right after fetching a job, like BullMQ's worker does. One script
@@ -378,17 +378,20 @@ def _scheduler_from_hash(
 
 
 def upsert(
-    queue: Queue,
+    queue: QueueContext,
     scheduler_id: str,
     repeat: Mapping[str, Any],
     template: Mapping[str, Any] | None = None,
-) -> Job | None:
-    """Create or replace a job scheduler; its first iteration (None past ``limit``)."""
+    defaults: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Create or replace a job scheduler; the id of its first iteration (None past ``limit``).
+
+    ``defaults`` are the queue's default job options, merged under the template's."""
     if not isinstance(scheduler_id, str) or not scheduler_id:
         raise InvalidArgument("a job scheduler id must be a non-empty string")
     now = int(time.time() * 1000)
     spec = _repeat_spec(repeat, now)
-    name, data_json, template_opts = _template(template, scheduler_id, queue.default_job_options)
+    name, data_json, template_opts = _template(template, scheduler_id, defaults)
     count = spec["count"] + 1 if spec.get("count") else 1
     if "limit" in spec and count > spec["limit"]:
         return None
@@ -458,10 +461,10 @@ def upsert(
         to_state="delayed" if delay > 0 else "waiting",
         scheduler=scheduler_id,
     )
-    return Job.from_id(queue, job_id)
+    return job_id
 
 
-def get(queue: Queue, scheduler_id: str) -> dict[str, Any] | None:
+def get(queue: QueueContext, scheduler_id: str) -> dict[str, Any] | None:
     """A scheduler as BullMQ's ``getJobScheduler`` returns it, or None."""
     reply = queue.connection.run_script("getJobScheduler", (queue.keys.repeat,), (scheduler_id,))
     if not reply:
@@ -474,7 +477,7 @@ def get(queue: Queue, scheduler_id: str) -> dict[str, Any] | None:
 
 
 def get_many(
-    queue: Queue, start: int = 0, end: int = -1, asc: bool = False
+    queue: QueueContext, start: int = 0, end: int = -1, asc: bool = False
 ) -> list[dict[str, Any]]:
     """Schedulers ordered by next run time (``asc``) or the reverse, as BullMQ lists them."""
     command = "ZRANGE" if asc else "ZREVRANGE"
@@ -498,7 +501,7 @@ def get_many(
     return result
 
 
-def remove(queue: Queue, scheduler_id: str) -> bool:
+def remove(queue: QueueContext, scheduler_id: str) -> bool:
     """Delete a scheduler and its pending delayed iteration; True when it existed."""
     keys = queue.keys
     reply = queue.connection.run_script(
@@ -510,6 +513,6 @@ def remove(queue: Queue, scheduler_id: str) -> bool:
     return removed
 
 
-def count(queue: Queue) -> int:
+def count(queue: QueueContext) -> int:
     """How many schedulers the queue has (ZCARD of ``repeat``)."""
     return int(queue.connection.execute("ZCARD", queue.keys.repeat))
