@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import connection, log
+from . import connection, job_ops
 from .context import pairs
-from .errors import InvalidArgument, job_error, refusal_code
+from .errors import InvalidArgument
 from .keys import validate_job_id
-from .options import PreparedJob, decode_stored_opts, flag
-from .states import FINISHED_STATES, JobState
+from .options import PreparedJob, decode_stored_opts
+from .states import JobState
 
 if TYPE_CHECKING:
     from .producer import Added
@@ -22,6 +21,9 @@ if TYPE_CHECKING:
 
 OUTCOME_TTL_MS = connection.OUTCOME_TTL_MS
 """A transition's outcome TTL: the connection running the call fills in its ``outcome_ttl_ms``."""
+
+retry_script_call = job_ops.retry_script_call
+"""KEYS and ARGV of one ``retryFinishedJob`` call (kept here for callers of the old place)."""
 
 _CAMEL_ALIASES = {
     "attemptsMade": "attempts_made",
@@ -219,58 +221,25 @@ class Job:
         Raises ``JobNotFound`` (-1) or ``JobNotInState`` (-3); ``InvalidArgument`` for a
         state other than ``failed``/``completed`` before anything is sent.
         """
-        from_state = _finished_state(state)
-        flags = {
-            "reset_attempts_made": flag("reset_attempts_made", reset_attempts_made),
-            "reset_attempts_started": flag("reset_attempts_started", reset_attempts_started),
-        }
-        from . import node_args
+        from . import job_ops
 
-        flags.update(node_args.parse("Job.retry", opts))
-
-        queue = self.queue
-        started = time.perf_counter()
-        reply = queue.connection.run_script(
-            "retryFinishedJob",
-            *retry_script_call(
-                queue,
-                self.id,
-                from_state,
-                lifo=self.lifo,
-                reset_attempts_made=flags["reset_attempts_made"],
-                reset_attempts_started=flags["reset_attempts_started"],
-            ),
+        made, started = job_ops.retry(
+            self.queue,
+            self.id,
+            state,
+            opts,
+            lifo=self.lifo,
+            reset_attempts_made=reset_attempts_made,
+            reset_attempts_started=reset_attempts_started,
         )
-        code = refusal_code(reply)
-        if code is not None:
-            error = job_error(
-                reply, queue=queue.name, job_id=self.id, command="reprocessJob", state=from_state
-            )
-            log.refused(
-                "job.retry_refused", queue=queue.name, job_id=self.id, code=code, error=str(error)
-            )
-            raise error
-
         self.failed_reason = None
         self.finished_on = None
         self.processed_on = None
         self.return_value = None
-        if flags["reset_attempts_made"]:
+        if made:
             self.attempts_made = 0
-        if flags["reset_attempts_started"]:
+        if started:
             self.attempts_started = 0
-        if log.enabled():
-            log.transition(
-                "job.retried",
-                queue=queue.name,
-                job_id=self.id,
-                from_state=from_state,
-                to_state=reply[1],
-                reset_attempts_made=flags["reset_attempts_made"],
-                reset_attempts_started=flags["reset_attempts_started"],
-                replayed=len(reply) > 2,
-                elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
 
     # -- reading and managing one job --------------------
 
@@ -306,13 +275,14 @@ class Job:
         """Move this delayed job to waiting now."""
         from . import job_ops
 
-        job_ops.promote(self)
+        job_ops.promote(self.queue, self.id, priority=self.priority)
+        self.delay = 0
 
     def change_delay(self, delay: int) -> None:
         """Re-time this delayed job to run ``delay`` ms from now."""
         from . import job_ops
 
-        job_ops.change_delay(self, delay)
+        self.delay = job_ops.change_delay(self.queue, self.id, delay)
 
     def change_priority(self, priority: int | Mapping[str, Any] = 0, lifo: bool = False) -> None:
         """Give this job a new priority (re-queued if it is waiting); Node's
@@ -324,31 +294,35 @@ class Job:
                 raise InvalidArgument("change_priority: give Node's options dict or lifo, not both")
             self.changePriority(priority)
             return
-        job_ops.change_priority(self, priority, lifo)
+        self.priority = job_ops.change_priority(self.queue, self.id, priority, lifo)
+        self.opts["priority"] = self.priority
 
     def changePriority(self, opts: Mapping[str, Any]) -> None:  # noqa: N802
         """Node's ``changePriority({"priority": n, "lifo": bool})``."""
         from . import job_ops, node_args
 
-        job_ops.change_priority(self, **node_args.parse("Job.changePriority", opts))
+        parsed = node_args.parse("Job.changePriority", opts)
+        self.priority = job_ops.change_priority(self.queue, self.id, **parsed)
+        self.opts["priority"] = self.priority
 
     def update_data(self, data: Any) -> None:
         """Replace this job's data."""
         from . import job_ops
 
-        job_ops.update_data(self, data)
+        self.data = job_ops.update_data(self.queue, self.id, data)
 
     def update_progress(self, progress: Any) -> None:
         """Store progress (number or dict) and emit a ``progress`` event."""
         from . import job_ops
 
-        job_ops.update_progress(self, progress)
+        job_ops.update_progress(self.queue, self.id, progress)
+        self.progress = progress
 
     def log(self, row: str) -> int:
         """Append a log row; returns how many rows are kept."""
         from . import job_ops
 
-        return job_ops.add_log(self, row)
+        return job_ops.add_log(self.queue, self.id, row, job_ops.keep_logs_of(self.opts))
 
     def remove(
         self, opts: Mapping[str, Any] | bool | None = None, *, remove_children: bool | None = None
@@ -360,7 +334,7 @@ class Job:
         parsed = node_args.flag_or_options("Job.remove", opts, "remove_children")
         if remove_children is not None:
             parsed["remove_children"] = node_args.boolean("remove_children", remove_children)
-        return job_ops.remove(self, parsed.get("remove_children", True))
+        return job_ops.remove(self.queue, self.id, parsed.get("remove_children", True))
 
     getState = get_state
     updateData = update_data
@@ -709,51 +683,3 @@ class Job:
 
     # -- end of OpenTelemetry continuation ------------------------------------------------
 
-
-def retry_script_call(
-    queue: Queue,
-    job_id: str,
-    from_state: str = "failed",
-    *,
-    lifo: bool = False,
-    reset_attempts_made: bool = False,
-    reset_attempts_started: bool = False,
-) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-    """KEYS and ARGV of ``lua/retryFinishedJob.lua`` (a fresh call token each time)."""
-    keys = queue.keys
-    return (
-        (
-            keys.job(job_id),
-            keys.events,
-            keys.state(from_state),
-            keys.wait,
-            keys.meta,
-            keys.active,
-            keys.marker,
-            keys.prioritized,
-            keys.pc,
-            keys.op(queue.next_token()),
-        ),
-        (
-            job_id,
-            "1" if lifo else "0",
-            from_state,
-            "1" if reset_attempts_made else "0",
-            "1" if reset_attempts_started else "0",
-            OUTCOME_TTL_MS,
-        ),
-    )
-
-
-def _finished_state(state: str | JobState) -> str:
-    try:
-        value = JobState(state)
-    except ValueError:
-        value = None
-    if value not in FINISHED_STATES:
-        raise InvalidArgument(
-            f"only completed or failed jobs can be retried; state must be 'failed' or "
-            f"'completed', got {state!r}"
-        )
-    assert value is not None
-    return value.value

@@ -1,31 +1,41 @@
-"""Transitions of one job beyond retry: promote, remove, change delay/priority, update data
-and progress, add log rows. One script call each, exactly once, logged as a transition."""
+"""Transitions of one job: retry, promote, remove, change delay/priority, update data and
+progress, add log rows. One script call each, exactly once, logged as a transition.
+
+Each takes the queue (a ``QueueContext``) and the job's id, and returns what the ``Job`` face
+needs to update itself; nothing here builds or changes a Job."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import log
+from . import log, node_args
 from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument, job_error, refusal_code
 from .options import PRIORITY_LIMIT, flag
+from .states import FINISHED_STATES, JobState
 
 if TYPE_CHECKING:
-    from .job import Job
-    from .queue import Queue
+    from .context import QueueContext
 
 
 def _now() -> int:
     return int(time.time() * 1000)
 
 
-def _raise(job: Job, reply: int | list[Any], command: str, state: str | None = None) -> None:
+def _raise(
+    queue: QueueContext,
+    job_id: str,
+    reply: int | list[Any],
+    command: str,
+    state: str | None = None,
+) -> None:
     code = refusal_code(reply) or 0
-    error = job_error(reply, queue=job.queue.name, job_id=job.id, command=command, state=state)
+    error = job_error(reply, queue=queue.name, job_id=job_id, command=command, state=state)
     log.refused(
-        f"job.{command}_refused", queue=job.queue.name, job_id=job.id, code=code, error=str(error)
+        f"job.{command}_refused", queue=queue.name, job_id=job_id, code=code, error=str(error)
     )
     raise error
 
@@ -42,13 +52,20 @@ def _whole(name: str, value: object, high: int | None = None) -> int:
     return value
 
 
-def _reschedule(job: Job, what: str, value: int, lifo: bool, command: str, state: str) -> bool:
-    queue = job.queue
+def _reschedule(
+    queue: QueueContext,
+    job_id: str,
+    what: str,
+    value: int,
+    lifo: bool,
+    command: str,
+    state: str,
+) -> bool:
     keys = queue.keys
     reply = queue.connection.run_script(
         "rescheduleJob",
         (
-            keys.job(job.id),
+            keys.job(job_id),
             keys.delayed,
             keys.wait,
             keys.prioritized,
@@ -59,71 +76,79 @@ def _reschedule(job: Job, what: str, value: int, lifo: bool, command: str, state
             keys.events,
             keys.op(queue.next_token()),
         ),
-        (job.id, what, value, "1" if lifo else "0", _now(), OUTCOME_TTL_MS),
+        (job_id, what, value, "1" if lifo else "0", _now(), OUTCOME_TTL_MS),
     )
     if refusal_code(reply) is not None:
-        _raise(job, reply, command, state)
+        _raise(queue, job_id, reply, command, state)
     return len(reply) > 1
 
 
-def promote(job: Job) -> None:
-    """Move a delayed job to waiting now (BullMQ ``Job.promote``)."""
-    replayed = _reschedule(job, "promote", 0, False, "promote", "delayed")
-    job.delay = 0
-    to_state = "prioritized" if job.priority > 0 else "waiting"
+def promote(queue: QueueContext, job_id: str, *, priority: int = 0) -> None:
+    """Move a delayed job to waiting now (BullMQ ``Job.promote``); ``priority`` (the job's)
+    only names the state it lands in, in the log."""
+    replayed = _reschedule(queue, job_id, "promote", 0, False, "promote", "delayed")
+    to_state = "prioritized" if priority > 0 else "waiting"
     log.transition(
         "job.promoted",
-        queue=job.queue.name,
-        job_id=job.id,
+        queue=queue.name,
+        job_id=job_id,
         from_state="delayed",
         to_state=to_state,
         replayed=replayed,
     )
 
 
-def change_delay(job: Job, delay: int) -> None:
-    """Re-time a delayed job to run ``delay`` ms from now (BullMQ ``Job.changeDelay``)."""
+def change_delay(queue: QueueContext, job_id: str, delay: int) -> int:
+    """Re-time a delayed job to run ``delay`` ms from now (BullMQ ``Job.changeDelay``); the
+    delay stored."""
     delay = _whole("delay", delay)
-    replayed = _reschedule(job, "delay", delay, False, "changeDelay", "delayed")
-    job.delay = delay
+    replayed = _reschedule(queue, job_id, "delay", delay, False, "changeDelay", "delayed")
     log.transition(
         "job.delay_changed",
-        queue=job.queue.name,
-        job_id=job.id,
+        queue=queue.name,
+        job_id=job_id,
         from_state="delayed",
         to_state="delayed",
         delay=delay,
         replayed=replayed,
     )
+    return delay
 
 
-def change_priority(job: Job, priority: int = 0, lifo: bool = False) -> None:
-    """Give a job a new priority; a waiting one is re-queued (BullMQ ``Job.changePriority``)."""
+def change_priority(queue: QueueContext, job_id: str, priority: int = 0, lifo: bool = False) -> int:
+    """Give a job a new priority; a waiting one is re-queued (BullMQ ``Job.changePriority``);
+    the priority stored."""
     priority = _whole("priority", priority, PRIORITY_LIMIT)
-    replayed = _reschedule(job, "priority", priority, flag("lifo", lifo), "changePriority", "")
-    job.priority = priority
-    job.opts["priority"] = priority
+    lifo = flag("lifo", lifo)
+    replayed = _reschedule(queue, job_id, "priority", priority, lifo, "changePriority", "")
     log.transition(
         "job.priority_changed",
-        queue=job.queue.name,
-        job_id=job.id,
+        queue=queue.name,
+        job_id=job_id,
         from_state=None,
         to_state=None,
         priority=priority,
         replayed=replayed,
     )
+    return priority
 
 
-def _fields(job: Job, what: str, value: str, keep_logs: int | None, command: str) -> int:
-    queue = job.queue
+def _fields(
+    queue: QueueContext,
+    job_id: str,
+    what: str,
+    value: str,
+    keep_logs: int | None,
+    command: str,
+) -> int:
     keys = queue.keys
     reply = queue.connection.run_script(
         "updateJobFields",
-        (keys.job(job.id), keys.events, keys.meta, keys.op(queue.next_token())),
-        (job.id, what, value, "" if keep_logs is None else keep_logs, OUTCOME_TTL_MS),
+        (keys.job(job_id), keys.events, keys.meta, keys.op(queue.next_token())),
+        (job_id, what, value, "" if keep_logs is None else keep_logs, OUTCOME_TTL_MS),
     )
     if isinstance(reply, int):
-        _raise(job, reply, command)
+        _raise(queue, job_id, reply, command)
     return int(reply[0])
 
 
@@ -134,41 +159,44 @@ def _json(name: str, value: Any) -> str:
         raise InvalidArgument(f"{name} must be JSON-serialisable: {exc}") from None
 
 
-def update_data(job: Job, data: Any) -> None:
-    """Replace the job's data (no event, as BullMQ)."""
-    text = _json("data", {} if data is None else data)
-    _fields(job, "data", text, None, "updateData")
-    job.data = {} if data is None else data
+def update_data(queue: QueueContext, job_id: str, data: Any) -> Any:
+    """Replace the job's data (no event, as BullMQ); the data stored (``{}`` for None)."""
+    stored = {} if data is None else data
+    _fields(queue, job_id, "data", _json("data", stored), None, "updateData")
     log.transition(
-        "job.data_updated", queue=job.queue.name, job_id=job.id, from_state=None, to_state=None
+        "job.data_updated", queue=queue.name, job_id=job_id, from_state=None, to_state=None
     )
+    return stored
 
 
-def update_progress(job: Job, progress: Any) -> None:
+def update_progress(queue: QueueContext, job_id: str, progress: Any) -> None:
     """Store progress (a number or a dict) and emit ``progress``."""
     if isinstance(progress, bool) or not isinstance(progress, (int, float, dict, list, str)):
         raise InvalidArgument(f"progress must be a number or JSON object, got {progress!r}")
-    _fields(job, "progress", _json("progress", progress), None, "updateProgress")
-    job.progress = progress
+    _fields(queue, job_id, "progress", _json("progress", progress), None, "updateProgress")
     log.transition(
-        "job.progress", queue=job.queue.name, job_id=job.id, from_state=None, to_state=None
+        "job.progress", queue=queue.name, job_id=job_id, from_state=None, to_state=None
     )
 
 
-def add_log(job: Job, row: str, keep_logs: int | None = None) -> int:
-    """Append a log row; returns how many rows the job keeps (BullMQ ``Job.log``)."""
+def keep_logs_of(opts: Mapping[str, Any]) -> int | None:
+    """The ``keepLogs`` job option (None when absent or not an integer)."""
+    stored = opts.get("keepLogs")
+    return stored if isinstance(stored, int) and not isinstance(stored, bool) else None
+
+
+def add_log(queue: QueueContext, job_id: str, row: str, keep_logs: int | None = None) -> int:
+    """Append a log row, keeping the newest ``keep_logs`` (all when None); returns how many
+    rows the job keeps (BullMQ ``Job.log``)."""
     if not isinstance(row, str):
         raise InvalidArgument(f"a log row must be a string, got {type(row).__name__}")
-    if keep_logs is None:
-        stored = job.opts.get("keepLogs")
-        keep_logs = stored if isinstance(stored, int) and not isinstance(stored, bool) else None
     if keep_logs is not None:
         _whole("keep_logs", keep_logs)
-    count = _fields(job, "log", row, keep_logs, "addLog")
+    count = _fields(queue, job_id, "log", row, keep_logs, "addLog")
     log.transition(
         "job.logged",
-        queue=job.queue.name,
-        job_id=job.id,
+        queue=queue.name,
+        job_id=job_id,
         from_state=None,
         to_state=None,
         rows=count,
@@ -176,42 +204,139 @@ def add_log(job: Job, row: str, keep_logs: int | None = None) -> int:
     return count
 
 
-def remove_by_id(queue: Queue, job_id: str | int, remove_children: bool = True) -> bool:
-    """Delete a job by id (BullMQ's ``Queue.remove``); see ``remove``."""
-    from .job import Job
-    from .keys import validate_job_id
-
-    return remove(Job(queue=queue, id=validate_job_id(job_id)), remove_children)
-
-
-def remove(job: Job, remove_children: bool = True) -> bool:
+def remove(queue: QueueContext, job_id: str, remove_children: bool = True) -> bool:
     """Delete the job (and its children); False when it, or a child, is locked by a worker."""
     flag("remove_children", remove_children)
-    queue = job.queue
     keys = queue.keys
     reply = queue.connection.run_script(
         "removeJobTree",
-        (keys.job(job.id), keys.repeat, keys.op(queue.next_token())),
-        (job.id, "1" if remove_children else "0", keys.base, _now(), OUTCOME_TTL_MS),
+        (keys.job(job_id), keys.repeat, keys.op(queue.next_token())),
+        (job_id, "1" if remove_children else "0", keys.base, _now(), OUTCOME_TTL_MS),
     )
     if isinstance(reply, int) and reply < 0:
-        _raise(job, reply, "removeJob")
+        _raise(queue, job_id, reply, "removeJob")
     if reply == 0:
         log.refused(
             "job.remove_refused",
             queue=queue.name,
-            job_id=job.id,
+            job_id=job_id,
             code=0,
-            error=f"Job {job.id} could not be removed: locked by another worker",
+            error=f"Job {job_id} could not be removed: locked by another worker",
         )
         return False
     log.transition(
         "job.removed",
         queue=queue.name,
-        job_id=job.id,
+        job_id=job_id,
         from_state=None,
         to_state=None,
         remove_children=remove_children,
         replayed=isinstance(reply, list),
     )
     return True
+
+
+# -- retry of a finished job (BullMQ's Job.retry; Queue.retry_jobs is in management) --------
+
+
+def retry(
+    queue: QueueContext,
+    job_id: str,
+    state: str | JobState = JobState.FAILED,
+    opts: Mapping[str, Any] | None = None,
+    *,
+    lifo: bool = False,
+    reset_attempts_made: bool = False,
+    reset_attempts_started: bool = False,
+) -> tuple[bool, bool]:
+    """Move a completed or failed job back to waiting; whether its attempts made and started
+    were reset (the keywords, or Node's ``{"resetAttemptsMade": True}`` in ``opts``)."""
+    from_state = _finished_state(state)
+    flags = {
+        "reset_attempts_made": flag("reset_attempts_made", reset_attempts_made),
+        "reset_attempts_started": flag("reset_attempts_started", reset_attempts_started),
+    }
+    flags.update(node_args.parse("Job.retry", opts))
+    started = time.perf_counter()
+    reply = queue.connection.run_script(
+        "retryFinishedJob",
+        *retry_script_call(
+            queue,
+            job_id,
+            from_state,
+            lifo=lifo,
+            reset_attempts_made=flags["reset_attempts_made"],
+            reset_attempts_started=flags["reset_attempts_started"],
+        ),
+    )
+    code = refusal_code(reply)
+    if code is not None:
+        error = job_error(
+            reply, queue=queue.name, job_id=job_id, command="reprocessJob", state=from_state
+        )
+        log.refused(
+            "job.retry_refused", queue=queue.name, job_id=job_id, code=code, error=str(error)
+        )
+        raise error
+    if log.enabled():
+        log.transition(
+            "job.retried",
+            queue=queue.name,
+            job_id=job_id,
+            from_state=from_state,
+            to_state=reply[1],
+            reset_attempts_made=flags["reset_attempts_made"],
+            reset_attempts_started=flags["reset_attempts_started"],
+            replayed=len(reply) > 2,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+    return flags["reset_attempts_made"], flags["reset_attempts_started"]
+
+
+def retry_script_call(
+    queue: QueueContext,
+    job_id: str,
+    from_state: str = "failed",
+    *,
+    lifo: bool = False,
+    reset_attempts_made: bool = False,
+    reset_attempts_started: bool = False,
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """KEYS and ARGV of ``lua/retryFinishedJob.lua`` (a fresh call token each time)."""
+    keys = queue.keys
+    return (
+        (
+            keys.job(job_id),
+            keys.events,
+            keys.state(from_state),
+            keys.wait,
+            keys.meta,
+            keys.active,
+            keys.marker,
+            keys.prioritized,
+            keys.pc,
+            keys.op(queue.next_token()),
+        ),
+        (
+            job_id,
+            "1" if lifo else "0",
+            from_state,
+            "1" if reset_attempts_made else "0",
+            "1" if reset_attempts_started else "0",
+            OUTCOME_TTL_MS,
+        ),
+    )
+
+
+def _finished_state(state: str | JobState) -> str:
+    try:
+        value = JobState(state)
+    except ValueError:
+        value = None
+    if value not in FINISHED_STATES:
+        raise InvalidArgument(
+            f"only completed or failed jobs can be retried; state must be 'failed' or "
+            f"'completed', got {state!r}"
+        )
+    assert value is not None
+    return value.value

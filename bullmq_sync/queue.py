@@ -12,7 +12,7 @@ from . import getters, management, node_args, producer
 from .connection import TOKENS, Connection
 from .errors import ClientClosed, InvalidArgument
 from .job import Job
-from .keys import QueueKeys
+from .keys import QueueKeys, validate_job_id
 from .options import normalize_job_options
 from .states import JobState
 
@@ -273,7 +273,10 @@ class Queue:
         parsed = node_args.flag_or_options("Queue.remove", opts, "remove_children")
         if remove_children is not None:
             parsed["remove_children"] = node_args.boolean("remove_children", remove_children)
-        return 1 if job_ops.remove_by_id(self, job_id, parsed.get("remove_children", True)) else 0
+        removed = job_ops.remove(
+            self, validate_job_id(job_id), parsed.get("remove_children", True)
+        )
+        return 1 if removed else 0
 
     getJobs = get_jobs
     getJobCounts = get_job_counts
@@ -453,16 +456,14 @@ class Queue:
     def add_job_log(self, job_id: str | int, log_row: str, keep_logs: int | None = None) -> int:
         """Append a log row to a job by id; how many rows it keeps (Node's addJobLog)."""
         from . import job_ops
-        from .keys import validate_job_id
 
-        return job_ops.add_log(Job(queue=self, id=validate_job_id(job_id)), log_row, keep_logs)
+        return job_ops.add_log(self, validate_job_id(job_id), log_row, keep_logs)
 
     def update_job_progress(self, job_id: str | int, progress: Any) -> None:
         """Store a job's progress by id and emit ``progress`` (Node's updateJobProgress)."""
         from . import job_ops
-        from .keys import validate_job_id
 
-        job_ops.update_progress(Job(queue=self, id=validate_job_id(job_id)), progress)
+        job_ops.update_progress(self, validate_job_id(job_id), progress)
 
     def get_global_rate_limit(self) -> dict[str, int] | None:
         """``{"max", "duration"}`` of the global rate limit, or None (Node's getter)."""

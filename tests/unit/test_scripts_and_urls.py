@@ -5,7 +5,7 @@ import pytest
 
 from bullmq_sync.connection import Connection, redact_url
 from bullmq_sync.errors import ConfigurationError, InvalidArgument
-from bullmq_sync.job import _finished_state
+from bullmq_sync.job_ops import _finished_state
 from bullmq_sync.scripts import LIBRARY, ScriptLibrary
 
 LUA = Path(__file__).resolve().parents[2] / "lua"
