@@ -7,9 +7,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import connection, job_ops
+from . import (
+    connection,
+    display,
+    flow_introspection,
+    flow_retry,
+    getters,
+    job_ops,
+    node_args,
+    telemetry,
+    waiting,
+)
 from .context import pairs
-from .errors import InvalidArgument
+from .errors import BullMQSyncError, InvalidArgument
 from .keys import validate_job_id
 from .options import PreparedJob, decode_stored_opts
 from .states import JobState
@@ -140,8 +150,6 @@ class Job:
     @classmethod
     def from_id(cls, queue: Queue, job_id: str | int) -> Job | None:
         """Load a job, or None when the queue has no job with that id (as BullMQ's fromId)."""
-        from . import getters
-
         job_id = validate_job_id(job_id)
         raw = getters.read_job(queue, job_id)
         return None if raw is None else cls.from_hash(queue, job_id, raw)
@@ -221,8 +229,6 @@ class Job:
         Raises ``JobNotFound`` (-1) or ``JobNotInState`` (-3); ``InvalidArgument`` for a
         state other than ``failed``/``completed`` before anything is sent.
         """
-        from . import job_ops
-
         made, started = job_ops.retry(
             self.queue,
             self.id,
@@ -245,8 +251,6 @@ class Job:
 
     def get_state(self) -> JobState:
         """Where this job is now (``JobState.UNKNOWN`` if nowhere)."""
-        from . import getters
-
         return getters.get_job_state(self.queue, self.id)
 
     def refresh(self) -> bool:
@@ -254,8 +258,6 @@ class Job:
 
         What is not stored in the job's hash stays: the queue, and the worker and token a job
         taken by hand carries (its lock and retry settings)."""
-        from . import getters
-
         raw = getters.read_job(self.queue, self.id)
         if raw is None:
             return False
@@ -267,28 +269,20 @@ class Job:
 
     def get_logs(self, start: int = 0, end: int = -1, asc: bool = True) -> list[str]:
         """The job's log rows (oldest first unless ``asc=False``)."""
-        from . import getters
-
         return getters.get_job_logs(self.queue, self.id, start, end, asc)[0]
 
     def promote(self) -> None:
         """Move this delayed job to waiting now."""
-        from . import job_ops
-
         job_ops.promote(self.queue, self.id, priority=self.priority)
         self.delay = 0
 
     def change_delay(self, delay: int) -> None:
         """Re-time this delayed job to run ``delay`` ms from now."""
-        from . import job_ops
-
         self.delay = job_ops.change_delay(self.queue, self.id, delay)
 
     def change_priority(self, priority: int | Mapping[str, Any] = 0, lifo: bool = False) -> None:
         """Give this job a new priority (re-queued if it is waiting); Node's
         ``{"priority": n, "lifo": bool}`` dict is accepted as first argument."""
-        from . import job_ops
-
         if isinstance(priority, Mapping):
             if lifo:
                 raise InvalidArgument("change_priority: give Node's options dict or lifo, not both")
@@ -299,29 +293,21 @@ class Job:
 
     def changePriority(self, opts: Mapping[str, Any]) -> None:  # noqa: N802
         """Node's ``changePriority({"priority": n, "lifo": bool})``."""
-        from . import job_ops, node_args
-
         parsed = node_args.parse("Job.changePriority", opts)
         self.priority = job_ops.change_priority(self.queue, self.id, **parsed)
         self.opts["priority"] = self.priority
 
     def update_data(self, data: Any) -> None:
         """Replace this job's data."""
-        from . import job_ops
-
         self.data = job_ops.update_data(self.queue, self.id, data)
 
     def update_progress(self, progress: Any) -> None:
         """Store progress (number or dict) and emit a ``progress`` event."""
-        from . import job_ops
-
         job_ops.update_progress(self.queue, self.id, progress)
         self.progress = progress
 
     def log(self, row: str) -> int:
         """Append a log row; returns how many rows are kept."""
-        from . import job_ops
-
         return job_ops.add_log(self.queue, self.id, row, job_ops.keep_logs_of(self.opts))
 
     def remove(
@@ -329,8 +315,6 @@ class Job:
     ) -> bool:
         """Delete this job (and its children unless ``remove_children=False`` or Node's
         ``{"removeChildren": False}``); False when a worker holds its lock."""
-        from . import job_ops, node_args
-
         parsed = node_args.flag_or_options("Job.remove", opts, "remove_children")
         if remove_children is not None:
             parsed["remove_children"] = node_args.boolean("remove_children", remove_children)
@@ -353,8 +337,6 @@ class Job:
         """How many children are processed, unprocessed, failed (fpof) and ignored (idof/cpof).
 
         Node's ``{"processed": True, ...}`` selects which counts to return (all when none)."""
-        from . import node_args
-
         wanted = {k for k, v in node_args.parse("Job.getDependenciesCount", opts).items() if v}
         keys = self.queue.keys
         processed, unprocessed, failed, ignored = self.queue.connection.pipeline(
@@ -400,8 +382,6 @@ class Job:
         self, token: str | None = None, opts: Mapping[str, Any] | None = None
     ) -> bool:
         """Node's ``moveToWaitingChildren(token, {"child": {"id", "queue"}})``."""
-        from . import node_args
-
         return self.move_to_waiting_children(
             token, node_args.parse("Job.moveToWaitingChildren", opts).get("child")
         )
@@ -494,15 +474,10 @@ class Job:
     # -- display ----------------------------------------------------
 
     def __repr__(self) -> str:
-        from . import display
-
         return display.job_repr(self)
 
     def _repr_html_(self) -> str:
         """Jupyter's view: a table of state, attempts, dates, failed reason, data (escaped)."""
-        from . import display
-        from .errors import BullMQSyncError
-
         try:
             with self.queue.connection.short_budget():
                 state: str | None = str(self.get_state())
@@ -568,8 +543,6 @@ class Job:
         or ``True`` for that default, or Node's ``{"processed": {...}, ...}`` dict) returns
         only those, each with its ``next<Type>Cursor``.
         """
-        from . import flow_introspection
-
         merged: dict[str, Any] = dict(opts) if isinstance(opts, Mapping) else {}
         if opts is not None and not isinstance(opts, Mapping):
             raise InvalidArgument(f"getDependencies options must be a dict, got {opts!r}")
@@ -586,8 +559,6 @@ class Job:
 
     def get_ignored_children_failures(self) -> dict[str, str]:
         """Failure reasons of children whose failure this parent ignored, by child job key."""
-        from . import flow_introspection
-
         return flow_introspection.get_ignored_children_failures(self.queue, self.id)
 
     def get_failed_children_values(self) -> dict[str, str]:
@@ -597,8 +568,6 @@ class Job:
     def remove_unprocessed_children(self) -> int:
         """Delete the children still pending (skipping locked and failed ones), with their own
         pending children; returns how many jobs were removed (BullMQ returns nothing)."""
-        from . import flow_introspection
-
         return flow_introspection.remove_unprocessed_children(self.queue, self.id)
 
     def retry_tree(
@@ -618,8 +587,6 @@ class Job:
         (default 1000), ``FlowSpansSlots`` on a cluster when a job has another hash tag,
         ``JobNotFound`` / ``JobNotInState``; nothing is changed then.
         """
-        from . import flow_retry
-
         values = flow_retry.retry_options(
             opts,
             reset_attempts_made=reset_attempts_made,
@@ -653,14 +620,10 @@ class Job:
         ``queue_events`` is a ``QueueEvents`` of this job's queue, shared by any number of
         threads; ``timeout`` in seconds (None: forever) raises ``JobWaitTimeout``.
         """
-        from . import waiting
-
         return waiting.wait_until_finished(self.queue, self.id, self.name, queue_events, timeout)
 
     def waitUntilFinished(self, queueEvents: Any, ttl: int | None = None) -> Any:  # noqa: N802, N803
         """BullMQ's shape: ``ttl`` in milliseconds (0 or None: no timeout)."""
-        from . import waiting
-
         return waiting.wait_until_finished_node(self.queue, self.id, self.name, queueEvents, ttl)
 
     # -- end of waiting for this job's outcome --------------------------------------------
@@ -670,15 +633,11 @@ class Job:
     def telemetry_context(self, context: Any = None) -> Any:
         """The OpenTelemetry Context of the producer's span stored with this job, for
         ``tracer.start_as_current_span(name, context=job.telemetry_context())``."""
-        from . import telemetry
-
         return telemetry.extract(self, context)
 
     @property
     def telemetry_metadata(self) -> str | None:
         """The trace carrier stored with this job (BullMQ's ``telemetry.metadata``), or None."""
-        from . import telemetry
-
         return telemetry.metadata_of(self)
 
     # -- end of OpenTelemetry continuation ------------------------------------------------

@@ -16,7 +16,7 @@ from .options import flag
 from .states import JobState
 
 if TYPE_CHECKING:
-    from .queue import Queue
+    from .context import QueueContext
 
 ProgressCallback = Callable[[int], None]
 
@@ -30,7 +30,7 @@ def _positive(name: str, value: object) -> int:
 
 
 def _move_back(
-    queue: Queue, state: str, batch: int, cutoff: str, progress: ProgressCallback | None
+    queue: QueueContext, state: str, batch: int, cutoff: str, progress: ProgressCallback | None
 ) -> int:
     keys = queue.keys
     total = 0
@@ -71,7 +71,7 @@ def _move_back(
 
 
 def retry_jobs(
-    queue: Queue,
+    queue: QueueContext,
     state: str | JobState = "failed",
     count: int = 1000,
     timestamp: int | None = None,
@@ -89,7 +89,9 @@ def retry_jobs(
     return _move_back(queue, name, batch, str(timestamp), progress)
 
 
-def promote_jobs(queue: Queue, count: int = 1000, progress: ProgressCallback | None = None) -> int:
+def promote_jobs(
+    queue: QueueContext, count: int = 1000, progress: ProgressCallback | None = None
+) -> int:
     """Move every delayed job to wait now (oldest due first)."""
     return _move_back(queue, "delayed", _positive("count", count), "+inf", progress)
 
@@ -102,7 +104,7 @@ CLEAN_BATCH = 10_000
 OBLITERATE_BATCH = 1000
 
 
-def _pause_script(queue: Queue, action: str) -> int:
+def _pause_script(queue: QueueContext, action: str) -> int:
     keys = queue.keys
     return int(
         queue.connection.run_script(
@@ -121,24 +123,24 @@ def _pause_script(queue: Queue, action: str) -> int:
     )
 
 
-def pause(queue: Queue) -> None:
+def pause(queue: QueueContext) -> None:
     """Pause the queue: workers take no new jobs; jobs keep arriving in wait (BullMQ 6)."""
     _pause_script(queue, "pause")
     log.event("queue.paused", queue=queue.name)
 
 
-def resume(queue: Queue) -> None:
+def resume(queue: QueueContext) -> None:
     """Resume the queue, merging a legacy BullMQ 5 ``paused`` list into wait."""
     merged = _pause_script(queue, "resume")
     log.event("queue.resumed", queue=queue.name, legacy_merged=merged)
 
 
-def is_paused(queue: Queue) -> bool:
+def is_paused(queue: QueueContext) -> bool:
     """True when the queue's meta has the ``paused`` field."""
     return bool(queue.connection.execute("HEXISTS", queue.keys.meta, "paused"))
 
 
-def _purge(queue: Queue, args: tuple[object, ...]) -> object:
+def _purge(queue: QueueContext, args: tuple[object, ...]) -> object:
     keys = queue.keys
     reply = queue.connection.run_script(
         "purgeJobs",
@@ -148,7 +150,7 @@ def _purge(queue: Queue, args: tuple[object, ...]) -> object:
     return reply[0]
 
 
-def drain(queue: Queue, delayed: bool = False) -> int:
+def drain(queue: QueueContext, delayed: bool = False) -> int:
     """Delete every waiting and prioritized job (and delayed ones if asked); no events."""
     flag("delayed", delayed)
     reply = _purge(queue, ("drain", "1" if delayed else "0"))
@@ -159,7 +161,7 @@ def drain(queue: Queue, delayed: bool = False) -> int:
 
 
 def clean(
-    queue: Queue, grace: int, limit: int = 0, state: str | JobState = "completed"
+    queue: QueueContext, grace: int, limit: int = 0, state: str | JobState = "completed"
 ) -> list[str]:
     """Delete up to ``limit`` (0 = all) jobs of a state older than ``grace`` ms; their ids."""
     name = state.value if isinstance(state, JobState) else state
@@ -186,7 +188,7 @@ def clean(
 _ACTIVE_JOBS = "Cannot obliterate queue {queue!r} with active jobs (use force=True)"
 
 
-def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH) -> None:
+def obliterate(queue: QueueContext, force: bool = False, count: int = OBLITERATE_BATCH) -> None:
     """Pause, then delete the whole queue in bounded steps; refuses with active jobs unless
     ``force`` (the queue then stays paused, as BullMQ 6.7's obliterate leaves it)."""
     if not isinstance(force, bool):
@@ -218,7 +220,7 @@ def obliterate(queue: Queue, force: bool = False, count: int = OBLITERATE_BATCH)
     log.event("queue.obliterated", queue=queue.name, force=force)
 
 
-def _drop_outcome_keys(queue: Queue) -> None:
+def _drop_outcome_keys(queue: QueueContext) -> None:
     """Our short-lived call-outcome keys of the queue (they would expire on their own)."""
     cursor = "0"
     pattern = queue.keys.op("*")
@@ -233,26 +235,26 @@ def _drop_outcome_keys(queue: Queue) -> None:
 # -- global concurrency and rate limit (queue meta) ----------------------------------------
 
 
-def set_global_concurrency(queue: Queue, concurrency: int) -> None:
+def set_global_concurrency(queue: QueueContext, concurrency: int) -> None:
     """At most ``concurrency`` jobs of this queue active at once, across every worker."""
     value = _positive("concurrency", concurrency)
     queue.connection.execute("HSET", queue.keys.meta, "concurrency", value)
     log.event("queue.global_concurrency_set", queue=queue.name, concurrency=value)
 
 
-def remove_global_concurrency(queue: Queue) -> None:
+def remove_global_concurrency(queue: QueueContext) -> None:
     """Lift the global concurrency limit."""
     queue.connection.execute("HDEL", queue.keys.meta, "concurrency")
     log.event("queue.global_concurrency_removed", queue=queue.name)
 
 
-def get_global_concurrency(queue: Queue) -> int | None:
+def get_global_concurrency(queue: QueueContext) -> int | None:
     """The global concurrency limit, or None when there is none."""
     value = queue.connection.execute("HGET", queue.keys.meta, "concurrency")
     return int(value) if value is not None else None
 
 
-def set_global_rate_limit(queue: Queue, max_jobs: int, duration: int) -> None:
+def set_global_rate_limit(queue: QueueContext, max_jobs: int, duration: int) -> None:
     """At most ``max_jobs`` jobs started per ``duration`` ms, across every worker."""
     jobs = _positive("max_jobs", max_jobs)
     window = _positive("duration", duration)
@@ -260,7 +262,7 @@ def set_global_rate_limit(queue: Queue, max_jobs: int, duration: int) -> None:
     log.event("queue.global_rate_limit_set", queue=queue.name, max=jobs, duration=window)
 
 
-def get_meta(queue: Queue) -> dict[str, object]:
+def get_meta(queue: QueueContext) -> dict[str, object]:
     """The queue meta hash as BullMQ's ``getMeta`` returns it (numbers parsed, ``paused``)."""
     stored = pairs(queue.connection.execute("HGETALL", queue.keys.meta))
     raw = {str(k): str(v) for k, v in stored.items()}
@@ -281,7 +283,7 @@ def get_meta(queue: Queue) -> dict[str, object]:
     return meta
 
 
-def get_global_rate_limit(queue: Queue) -> dict[str, int] | None:
+def get_global_rate_limit(queue: QueueContext) -> dict[str, int] | None:
     """``{"max", "duration"}`` when both meta fields are set, else None (as BullMQ)."""
     max_jobs, duration = queue.connection.execute("HMGET", queue.keys.meta, "max", "duration")
     if max_jobs and duration:
@@ -289,7 +291,7 @@ def get_global_rate_limit(queue: Queue) -> dict[str, int] | None:
     return None
 
 
-def remove_global_rate_limit(queue: Queue) -> None:
+def remove_global_rate_limit(queue: QueueContext) -> None:
     """Lift the global rate limit."""
     queue.connection.execute("HDEL", queue.keys.meta, "max", "duration")
     log.event("queue.global_rate_limit_removed", queue=queue.name)
@@ -301,7 +303,7 @@ EVENTS_MAX_LEN_FIELD = "opts.maxLenEvents"
 """The meta field every events-writing script caps the stream with (``XADD MAXLEN ~``)."""
 
 
-def set_events_max_len(queue: Queue, max_len: int) -> None:
+def set_events_max_len(queue: QueueContext, max_len: int) -> None:
     """Store Node's ``streams.events.maxLen`` in the queue meta, as Node's Queue does."""
     queue.connection.execute("HSET", queue.keys.meta, EVENTS_MAX_LEN_FIELD, max_len)
     log.event("queue.events_max_len_set", queue=queue.name, max_len=max_len)

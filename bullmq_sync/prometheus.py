@@ -11,7 +11,7 @@ from . import getters
 from .errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from .queue import Queue
+    from .context import QueueContext
 
 
 def escape_label_value(value: Any) -> str:
@@ -54,7 +54,7 @@ def _labels(global_variables: Mapping[str, Any] | None) -> str:
     )
 
 
-def export(queue: Queue, global_variables: Mapping[str, Any] | None = None) -> str:
+def export(queue: QueueContext, global_variables: Mapping[str, Any] | None = None) -> str:
     """The metrics text: job counts per state, completed and failed totals (no final newline)."""
     extra = _labels(global_variables)
     counts = getters.get_job_counts(queue)

@@ -8,9 +8,20 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from . import getters, management, node_args, producer
+from . import (
+    display,
+    getters,
+    job_ops,
+    management,
+    node_args,
+    producer,
+    prometheus,
+    schedulers,
+    worker_steps,
+    workers_list,
+)
 from .connection import TOKENS, Connection
-from .errors import ClientClosed, InvalidArgument
+from .errors import BullMQSyncError, ClientClosed, InvalidArgument
 from .job import Job
 from .keys import QueueKeys, validate_job_id
 from .options import normalize_job_options
@@ -268,8 +279,6 @@ class Queue:
     ) -> int:
         """Delete a job by id (and its children unless ``removeChildren`` is false): 1 when
         removed, 0 when it (or a child) is locked by a worker. Node's ``Queue.remove``."""
-        from . import job_ops
-
         parsed = node_args.flag_or_options("Queue.remove", opts, "remove_children")
         if remove_children is not None:
             parsed["remove_children"] = node_args.boolean("remove_children", remove_children)
@@ -375,20 +384,14 @@ class Queue:
 
     def rate_limit(self, expire_ms: int) -> None:
         """Rate-limit this queue for ``expire_ms`` ms (BullMQ's ``Queue.rateLimit``)."""
-        from . import worker_steps
-
         worker_steps.rate_limit(self, expire_ms)
 
     def get_rate_limit_ttl(self, max_jobs: int | None = None) -> int:
         """Ms this queue stays rate limited: 0 when not limited (BullMQ's getRateLimitTtl)."""
-        from . import worker_steps
-
         return worker_steps.rate_limit_ttl(self, max_jobs)
 
     def get_metrics(self, type: str, start: int = 0, end: int = -1) -> dict[str, Any]:
         """Per-minute ``completed``/``failed`` counts collected by workers with ``metrics``."""
-        from . import worker_steps
-
         return worker_steps.get_metrics(self, type, start, end)
 
     rateLimit = rate_limit
@@ -404,8 +407,6 @@ class Queue:
         template: Mapping[str, Any] | None = None,
     ) -> Job | None:
         """Create or replace a job scheduler; returns its first iteration (None past limit)."""
-        from . import schedulers
-
         job_id = schedulers.upsert(
             self, scheduler_id, repeat, template, self.default_job_options
         )
@@ -413,28 +414,20 @@ class Queue:
 
     def get_job_scheduler(self, scheduler_id: str) -> dict[str, Any] | None:
         """A job scheduler as BullMQ's getJobScheduler describes it, or None."""
-        from . import schedulers
-
         return schedulers.get(self, scheduler_id)
 
     def get_job_schedulers(
         self, start: int = 0, end: int = -1, asc: bool = False
     ) -> list[dict[str, Any]]:
         """Job schedulers by next run time (latest first unless ``asc``)."""
-        from . import schedulers
-
         return schedulers.get_many(self, start, end, asc)
 
     def remove_job_scheduler(self, scheduler_id: str) -> bool:
         """Delete a job scheduler and its pending iteration; True when it existed."""
-        from . import schedulers
-
         return schedulers.remove(self, scheduler_id)
 
     def get_job_schedulers_count(self) -> int:
         """The number of job schedulers."""
-        from . import schedulers
-
         return schedulers.count(self)
 
     upsertJobScheduler = upsert_job_scheduler
@@ -455,14 +448,10 @@ class Queue:
 
     def add_job_log(self, job_id: str | int, log_row: str, keep_logs: int | None = None) -> int:
         """Append a log row to a job by id; how many rows it keeps (Node's addJobLog)."""
-        from . import job_ops
-
         return job_ops.add_log(self, validate_job_id(job_id), log_row, keep_logs)
 
     def update_job_progress(self, job_id: str | int, progress: Any) -> None:
         """Store a job's progress by id and emit ``progress`` (Node's updateJobProgress)."""
-        from . import job_ops
-
         job_ops.update_progress(self, validate_job_id(job_id), progress)
 
     def get_global_rate_limit(self) -> dict[str, int] | None:
@@ -494,9 +483,6 @@ class Queue:
 
     def _repr_html_(self) -> str:
         """Jupyter's view: name, connection (password redacted), paused, counts per state."""
-        from . import display
-        from .errors import BullMQSyncError
-
         try:
             with self.connection.short_budget():
                 counts: dict[str, int] | None = self.get_job_counts()
@@ -551,8 +537,6 @@ class Queue:
 
     def get_workers(self) -> list[dict[str, str]]:
         """Workers (Python or Node) serving this queue, from CLIENT LIST (BullMQ's getWorkers)."""
-        from . import workers_list
-
         return workers_list.get_workers(self)
 
     def get_workers_count(self) -> int:
@@ -561,8 +545,6 @@ class Queue:
 
     def get_queue_events(self) -> list[dict[str, str]]:
         """QueueEvents connections reading this queue (BullMQ's deprecated getQueueEvents)."""
-        from . import workers_list
-
         return workers_list.get_queue_events(self)
 
     def export_prometheus_metrics(self, global_variables: Mapping[str, Any] | None = None) -> str:
@@ -570,8 +552,6 @@ class Queue:
 
         ``global_variables`` become extra labels on every line: ``{"env": "prod"}``.
         """
-        from . import prometheus
-
         return prometheus.export(self, global_variables)
 
     getWaitingCount = get_waiting_count

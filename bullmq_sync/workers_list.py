@@ -21,8 +21,8 @@ from .errors import BullMQSyncError
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .context import QueueContext
     from .keys import QueueKeys
-    from .queue import Queue
 
 QUEUE_EVENTS_SUFFIX = ":qe"
 WORKER_NAME_SEPARATOR = ":w:"
@@ -88,7 +88,7 @@ def _entries(text: str) -> list[dict[str, str]]:
     ]
 
 
-def get_workers(queue: Queue) -> list[dict[str, str]]:
+def get_workers(queue: QueueContext) -> list[dict[str, str]]:
     """BullMQ's ``getWorkers``: one dict per worker connection (on a cluster: the node with
     the most)."""
     return _clients(queue, is_worker_of(queue.keys))
@@ -110,13 +110,13 @@ def count_workers(connection: Connection, queues: list[QueueKeys]) -> dict[str, 
     return counts
 
 
-def get_queue_events(queue: Queue) -> list[dict[str, str]]:
+def get_queue_events(queue: QueueContext) -> list[dict[str, str]]:
     """BullMQ's (deprecated) ``getQueueEvents``: the QueueEvents connections of the queue."""
     name = client_name(queue.keys, QUEUE_EVENTS_SUFFIX)
     return _clients(queue, lambda raw: raw == name)
 
 
-def _clients(queue: Queue, matches: Callable[[str], bool]) -> list[dict[str, str]]:
+def _clients(queue: QueueContext, matches: Callable[[str], bool]) -> list[dict[str, str]]:
     try:
         replies = queue.connection.client_lists()
     except BullMQSyncError as exc:
