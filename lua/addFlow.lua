@@ -36,6 +36,7 @@
 -- @include "eventsCap"
 -- @include "releaseParent"
 -- @include "delayedScore"
+-- @include "landNewJob"
 
 local WIDTH = 12
 local now = ARGV[2]
@@ -75,11 +76,14 @@ local queues = {}
 local function queueOf(base)
   local q = queues[base]
   if not q then
+    local cap = eventsCap(base .. "meta")
     q = {
-      cap = eventsCap(base .. "meta"),
+      cap = cap,
       blocked = queueBlocked(base .. "meta", base .. "active"),
       wake = false,
       delayed = false,
+      at = {delayed = base .. "delayed", prioritized = base .. "prioritized", pc = base .. "pc",
+        wait = base .. "wait", events = base .. "events", cap = cap},
     }
     queues[base] = q
   end
@@ -146,25 +150,15 @@ for i = 1, total do
       redis.call("ZADD", base .. "waiting-children", timestamp, jobId)
       redis.call("XADD", events, "MAXLEN", "~", q.cap, "*", "event", "waiting-children",
         "jobId", jobId)
-    elseif delay > 0 then
-      local score, due = delayedScore(base .. "delayed", timestamp, delay)
-      redis.call("ZADD", base .. "delayed", score, jobId)
-      redis.call("XADD", events, "MAXLEN", "~", q.cap, "*", "event", "delayed", "jobId", jobId,
-        "delay", due)
-      q.delayed = true
+      addDependency(parentKey, jobKey)
     else
-      if priority > 0 then
-        redis.call("ZADD", base .. "prioritized", prioritizedScore(base .. "pc", priority), jobId)
-      elseif field(i, 9) == "1" then
-        redis.call("RPUSH", base .. "wait", jobId)
+      local lifo = field(i, 9) == "1"
+      if landNewJob(q.at, jobId, jobKey, timestamp, delay, priority, lifo, parentKey)
+          == "delayed" then
+        q.delayed = true
       else
-        redis.call("LPUSH", base .. "wait", jobId)
+        q.wake = true
       end
-      q.wake = true
-      redis.call("XADD", events, "MAXLEN", "~", q.cap, "*", "event", "waiting", "jobId", jobId)
-    end
-    if parentKey ~= "" then
-      redis.call("SADD", parentKey .. ":dependencies", jobKey)
     end
   end
 end

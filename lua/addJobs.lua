@@ -43,6 +43,7 @@
 -- @include "releaseParent"
 -- @include "delayedScore"
 -- @include "deduplication"
+-- @include "landNewJob"
 
 local WIDTH = 11
 local base = ARGV[1]
@@ -111,6 +112,8 @@ local wake, anyDelayed = false, false
 local ids, duplicates = {}, {}
 local deduped, rejected = {}, {}
 local dedupCtx = {base = base, events = KEYS[7], delayed = KEYS[4], active = KEYS[9], cap = cap}
+local at = {delayed = KEYS[4], prioritized = KEYS[5], pc = KEYS[6], wait = KEYS[1],
+  events = KEYS[7], cap = cap}
 
 local function attachDuplicate(jobId, jobKey, parentKey, parentJson)
   local recorded = redis.call("HGET", jobKey, "parentKey")
@@ -168,25 +171,12 @@ for i = 1, total do
         "timestamp", timestamp, "delay", delay, "priority", priority, unpack(extra))
       redis.call("XADD", KEYS[7], "*", "event", "added", "jobId", jobId, "name", name)
 
-      if delay > 0 then
-        local score, due = delayedScore(KEYS[4], timestamp, delay)
-        redis.call("ZADD", KEYS[4], score, jobId)
-        redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "delayed", "jobId", jobId,
-          "delay", due)
+      local lifo = field(i, 8) == "1"
+      local landed = landNewJob(at, jobId, jobKey, timestamp, delay, priority, lifo, parentKey)
+      if landed == "delayed" then
         anyDelayed = true
       else
-        if priority > 0 then
-          redis.call("ZADD", KEYS[5], prioritizedScore(KEYS[6], priority), jobId)
-        elseif field(i, 8) == "1" then
-          redis.call("RPUSH", KEYS[1], jobId)
-        else
-          redis.call("LPUSH", KEYS[1], jobId)
-        end
         wake = true
-        redis.call("XADD", KEYS[7], "MAXLEN", "~", cap, "*", "event", "waiting", "jobId", jobId)
-      end
-      if parentKey ~= "" then
-        redis.call("SADD", parentKey .. ":dependencies", jobKey)
       end
     end
   end
