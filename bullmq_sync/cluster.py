@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -41,22 +40,20 @@ from redis.retry import Retry
 
 from . import log
 from .connection import (
-    OUTCOME_TTL_MS,
     Connection,
     FairConnectionPool,
-    SendWindow,
+    PoolOptions,
     _command,
     _decode,
     _pipeline,
     check_url,
     dedicated_client,
-    fill_outcome_ttl,
     redact_url,
     unencodable,
 )
 from .errors import ConfigurationError, ScriptFailed, is_noscript, is_readonly
 from .keys import QueueKeys
-from .scripts import LIBRARY, Script, ScriptLibrary
+from .scripts import Script
 
 T = TypeVar("T")
 
@@ -123,29 +120,8 @@ class ClusterConnection(Connection, cluster_transport=True):
     ``client`` is the ``RedisCluster``.
     """
 
-    def __init__(
-        self,
-        url: str | RedisCluster | None = None,
-        *,
-        max_connections: int = 16,
-        pool_timeout: float = 10.0,
-        socket_timeout: float | None = 10.0,
-        socket_connect_timeout: float | None = 5.0,
-        retry_budget: float = 10.0,
-        retry_max_attempts: int = 1000,
-        scripts: ScriptLibrary = LIBRARY,
-        cluster: bool = True,  # consumed by Connection.__new__
-        **redis_kwargs: Any,
-    ) -> None:
-        if max_connections < 1:
-            raise ConfigurationError("max_connections must be at least 1")
-        self._scripts = scripts
-        self._closed = False
-        self._owns_pool = False
-        self._preloaded_pid = 0
-        self._budget_override = threading.local()
-        self.retry_budget = retry_budget
-        self._retry_max_attempts = retry_max_attempts
+    def _open(self, url: Any, options: PoolOptions) -> None:
+        """A ``RedisCluster`` borrowed, or built from a cluster URL with fair node pools."""
         self._cluster: Any
         if isinstance(url, RedisCluster):
             self._cluster = url
@@ -165,12 +141,12 @@ class ClusterConnection(Connection, cluster_transport=True):
                 self._cluster = _CLUSTER_CLASS(
                     url=plain,
                     connection_pool_class=FairConnectionPool,
-                    timeout=pool_timeout,
-                    max_connections=max_connections,
-                    socket_timeout=socket_timeout,
-                    socket_connect_timeout=socket_connect_timeout,
+                    timeout=options.pool_timeout,
+                    max_connections=options.max_connections,
+                    socket_timeout=options.socket_timeout,
+                    socket_connect_timeout=options.socket_connect_timeout,
                     retry=Retry(NoBackoff(), 0),
-                    **redis_kwargs,
+                    **options.redis_kwargs,
                 )
             except (RedisClusterException, redis.exceptions.RedisError) as exc:
                 raise ConfigurationError(
@@ -185,18 +161,13 @@ class ClusterConnection(Connection, cluster_transport=True):
         self.client = self._cluster
         kwargs = getattr(self._cluster.nodes_manager, "connection_kwargs", None) or {}
         self._socket_timeout = kwargs.get("socket_timeout")
-        self._ttl_for = (-1.0, 0, 0.0)
 
     def __repr__(self) -> str:
         return f"<ClusterConnection {self._description}{' closed' if self._closed else ''}>"
 
-    def close(self) -> None:
-        """Close the cluster client if this object created it. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_pool:
-            self._cluster.close()
+    def _disconnect(self) -> None:
+        """Close the cluster client (``close()`` calls it only when this object created it)."""
+        self._cluster.close()
 
     def check_queue_keys(self, keys: QueueKeys) -> None:
         """Refuse a queue whose keys would not all hash to one slot (ConfigurationError)."""
@@ -265,12 +236,7 @@ class ClusterConnection(Connection, cluster_transport=True):
         self, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
         """Run one script several times, one round trip per slot (each call atomic on its own)."""
-        script = self._scripts.get(name)
-        ttl, window = self._outcome_policy()
-        given = list(calls)
-        batch = [(list(keys), list(fill_outcome_ttl(args, ttl))) for keys, args in given]
-        outcomes = any(OUTCOME_TTL_MS in args for _, args in given)
-        guard = SendWindow(window).check if outcomes else None
+        script, batch, guard = self._script_batch(name, calls)
 
         def send_group(connection: Any, group: list[Any]) -> list[Any]:
             if guard is not None:
@@ -303,20 +269,15 @@ class ClusterConnection(Connection, cluster_transport=True):
 
         return self._with_retry(lambda: _decode(attempt()))
 
-    def dedicated(
-        self,
-        *,
-        socket_timeout: float | None = None,
-        key: str | None = None,
-        client_name: str | None = None,
+    def _dedicated_client(
+        self, socket_timeout: float | None, key: str | None, client_name: str | None
     ) -> redis.Redis:
-        """A separate client for blocking reads: on the primary owning ``key`` when given.
+        """``dedicated()`` on a cluster: a client on the primary owning ``key`` when given.
 
         Without ``key`` it is a separate ``RedisCluster`` (one socket per node, no redis-py
         retries) that routes each blocking command by its key; it offers the same command
         methods as ``redis.Redis`` (``bzpopmin``, ``xread``...), which is what it is typed as.
         """
-        self._check_open()
         if key is None:
             settings = {
                 name: value

@@ -494,6 +494,17 @@ class _Tokens:
 TOKENS = _Tokens()
 
 
+@dataclass(frozen=True)
+class PoolOptions:
+    """The pool settings a ``Connection`` was given, for the transport that opens it."""
+
+    max_connections: int
+    pool_timeout: float
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+    redis_kwargs: dict[str, Any]
+
+
 class Connection:
     """A pooled, thread-safe, fork-safe connection to one Redis server.
 
@@ -552,6 +563,17 @@ class Connection:
         self.retry_budget = retry_budget
         self._retry_max_attempts = retry_max_attempts
         self._budget_override = threading.local()
+        self._ttl_for: tuple[float, int, float] = (-1.0, 0, 0.0)
+        self._open(
+            url,
+            PoolOptions(
+                max_connections, pool_timeout, socket_timeout, socket_connect_timeout, redis_kwargs
+            ),
+        )
+
+    def _open(self, url: Any, options: PoolOptions) -> None:
+        """Build or borrow the pool (``ClusterConnection`` opens a cluster client instead);
+        sets ``client`` and the socket timeout the outcome TTL is derived from."""
         if url is None:
             url = default_url()
         if isinstance(url, redis.Redis):
@@ -565,8 +587,8 @@ class Connection:
         ):
             target = url if isinstance(url, SentinelTarget) else SentinelTarget.from_url(url)
             timeouts = {
-                "socket_timeout": socket_timeout,
-                "socket_connect_timeout": socket_connect_timeout,
+                "socket_timeout": options.socket_timeout,
+                "socket_connect_timeout": options.socket_connect_timeout,
             }
             sentinel: Any = _SENTINEL_CLASS(
                 list(target.sentinels), sentinel_kwargs={**timeouts, **target.sentinel_kwargs}
@@ -575,11 +597,11 @@ class Connection:
             self.pool = sentinel.master_for(
                 target.service_name,
                 connection_pool_class=FairSentinelConnectionPool,
-                max_connections=max_connections,
-                timeout=pool_timeout,
+                max_connections=options.max_connections,
+                timeout=options.pool_timeout,
                 retry=Retry(NoBackoff(), 0),
                 **timeouts,
-                **{**target.redis_kwargs, **redis_kwargs},
+                **{**target.redis_kwargs, **options.redis_kwargs},
             ).connection_pool
             self._owns_pool = True
             where = ",".join(f"{host}:{port}" for host, port in target.sentinels)
@@ -589,12 +611,12 @@ class Connection:
             try:
                 self.pool = FairConnectionPool.from_url(
                     url,
-                    max_connections=max_connections,
-                    timeout=pool_timeout,
-                    socket_timeout=socket_timeout,
-                    socket_connect_timeout=socket_connect_timeout,
+                    max_connections=options.max_connections,
+                    timeout=options.pool_timeout,
+                    socket_timeout=options.socket_timeout,
+                    socket_connect_timeout=options.socket_connect_timeout,
                     retry=Retry(NoBackoff(), 0),
-                    **redis_kwargs,
+                    **options.redis_kwargs,
                 )
                 # Builds (never connects) one socket object: unknown URL options fail here.
                 self.pool.connection_class(**self.pool.connection_kwargs)
@@ -610,7 +632,6 @@ class Connection:
         self.client = redis.Redis(connection_pool=self.pool)
         """A redis-py client on the same pool, for commands this package does not wrap."""
         self._socket_timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
-        self._ttl_for: tuple[float, int, float] = (-1.0, 0, 0.0)
 
     @property
     def outcome_ttl_ms(self) -> int:
@@ -690,7 +711,10 @@ class Connection:
             return
         self._closed = True
         if self._owns_pool:
-            self.pool.disconnect()
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        self.pool.disconnect()
 
     def __enter__(self) -> Connection:
         return self
@@ -716,16 +740,24 @@ class Connection:
             lambda: _decode(self._once(lambda c: self._evalsha(c, script, keys, guard(args))))
         )
 
+    def _script_batch(
+        self, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Any]]]
+    ) -> tuple[Script, list[tuple[list[str], list[Any]]], Callable[[Any], Any] | None]:
+        """The script, its calls with the outcome TTL filled in, and the send-window check to
+        run before each send (None when no call stores an outcome)."""
+        script = self._scripts.get(name)
+        ttl, window = self._outcome_policy()
+        given = list(calls)
+        batch = [(list(keys), list(fill_outcome_ttl(args, ttl))) for keys, args in given]
+        outcomes = any(OUTCOME_TTL_MS in args for _, args in given)
+        return script, batch, SendWindow(window).check if outcomes else None
+
     def run_script_many(
         self, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Any]]]
     ) -> list[Any]:
         """Run one script several times in one round trip (each call atomic on its own)."""
-        script = self._scripts.get(name)
-        ttl, window = self._outcome_policy()
-        given = list(calls)
-        batch = [(keys, fill_outcome_ttl(args, ttl)) for keys, args in given]
-        outcomes = any(OUTCOME_TTL_MS in args for _, args in given)
-        guard = SendWindow(window).check if outcomes else _unguarded
+        script, batch, check = self._script_batch(name, calls)
+        guard = check or _unguarded
 
         def send(connection: Any) -> list[Any]:
             guard(())
@@ -761,6 +793,11 @@ class Connection:
         ``client_name``: the socket's ``CLIENT SETNAME`` (see ``workers_list``).
         """
         self._check_open()
+        return self._dedicated_client(socket_timeout, key, client_name)
+
+    def _dedicated_client(
+        self, socket_timeout: float | None, key: str | None, client_name: str | None
+    ) -> redis.Redis:
         return dedicated_client(self.pool, socket_timeout, client_name)
 
     def blocking_reader(
