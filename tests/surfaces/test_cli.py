@@ -277,7 +277,7 @@ def test_events_follow_until_ctrl_c(g, queue):
         _, stderr = proc.communicate(timeout=10)
     finally:
         proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, (stderr, signal.getsignal(signal.SIGINT))
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
 
 
