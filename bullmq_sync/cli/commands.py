@@ -321,6 +321,7 @@ def worker(args: argparse.Namespace) -> int:
             connection=connection,
             prefix=args.prefix,
             concurrency=args.concurrency,
+            autorun=False,
         )
         err(f"worker on {args.prefix}:{args.queue} (concurrency {args.concurrency}); Ctrl-C stops")
         runner.run(install_signal_handlers=True)

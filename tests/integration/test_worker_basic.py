@@ -363,7 +363,7 @@ def test_lock_is_renewed_while_processing(queue: Queue, raw: Any, prefix: str, r
 def test_stalled_job_moves_back_to_wait(queue: Queue, raw: Any, prefix: str, redis_url: str) -> None:
     put_job(raw, prefix, "q", "s1", state="active", extra={"opts": "{}"})
     raw.delete(f"{prefix}:q:s1:lock")  # its worker died
-    worker = make_worker(redis_url, prefix, lambda j: None, stalled_interval=100)
+    worker = make_worker(redis_url, prefix, lambda j: None, stalled_interval=100, autorun=False)
     assert worker.check_stalled() == []  # first pass marks it
     assert raw.smembers(f"{prefix}:q:stalled") == {"s1"}
     time.sleep(0.15)

@@ -40,6 +40,7 @@ class Command(BaseCommand):
             connection=get_connection(),
             prefix=read_settings().prefix,
             concurrency=options["concurrency"],
+            autorun=False,
         )
         self.stderr.write(
             f"worker on {options['queue']} (concurrency {options['concurrency']}); "
