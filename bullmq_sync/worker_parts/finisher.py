@@ -9,7 +9,9 @@ tracebacks (``stackTraceLimit`` honoured); attempts and backoff decide between
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,9 @@ from ..errors import UnrecoverableError, job_error
 from ..job import OUTCOME_TTL_MS
 from .fetcher import now_ms
 from .settings import keep_policy
+
+MAX_LOGGED_MESSAGE = 500
+"""Longest error message a failure log carries (the full one is in ``failedReason``)."""
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -125,7 +130,14 @@ class Finisher:
         )
 
     def _finish(
-        self, job: Job, token: str, target: str, value: str, stack: str, fetch_next: bool
+        self,
+        job: Job,
+        token: str,
+        target: str,
+        value: str,
+        stack: str,
+        fetch_next: bool,
+        error: BaseException | None = None,
     ) -> Any:
         """One finishJob call; on success the job's fields are updated and the move logged."""
         keys, args = self._finish_args(job, token, target, value, stack, fetch_next)
@@ -136,15 +148,46 @@ class Finisher:
         job.attempts_made += 1
         with self._count_lock:
             self.processed += 1
-        log.transition(
-            f"job.{target}",
-            queue=self._queue.name,
-            job_id=job.id,
-            from_state="active",
-            to_state=target,
-            attempts_made=job.attempts_made,
-        )
+        if error is None:
+            log.transition(
+                f"job.{target}",
+                queue=self._queue.name,
+                job_id=job.id,
+                from_state="active",
+                to_state=target,
+                attempts_made=job.attempts_made,
+            )
+        else:
+            self._log_failure(job, error, "job.failed", target, retry_in_ms=None)
         return reply
+
+    def _log_failure(
+        self, job: Job, error: BaseException, event: str, to_state: str, retry_in_ms: int | None
+    ) -> None:
+        """One warning per failed attempt: the error's type and message (never job data), the
+        attempt numbers, and whether and when the job will run again."""
+        if not log.enabled(logging.WARNING):
+            return
+        message = str(error)
+        if len(message) > MAX_LOGGED_MESSAGE:
+            message = message[:MAX_LOGGED_MESSAGE] + "..."
+        fields: dict[str, Any] = {
+            "queue": self._queue.name,
+            "job_id": job.id,
+            "from_state": "active",
+            "to_state": to_state,
+            "error_type": type(error).__name__,
+            "error": message,
+            "attempts_made": job.attempts_made,
+            "attempts": int(job.opts.get("attempts") or 1),
+            "will_retry": to_state != "failed",
+        }
+        if retry_in_ms is not None:
+            fields["retry_in_ms"] = fields["delay_ms"] = retry_in_ms
+            fields["retry_at"] = time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + retry_in_ms / 1000)
+            )
+        log.event(event, level=logging.WARNING, **fields)
 
     # -- failed --------------------------------------------------------------------------------
 
@@ -178,26 +221,32 @@ class Finisher:
         job.failed_reason = message
         job.stacktrace = stack
         if delay is None:
-            next_work = self._fail_for_good(job, token, message, stack_json, fetch_next)
+            next_work = self._fail_for_good(job, token, error, stack_json, fetch_next)
         elif delay > 0:
-            next_work = self._delay(job, token, message, stack_json, delay, fetch_next)
+            next_work = self._delay(job, token, error, stack_json, delay, fetch_next)
         else:
-            self._retry_now(job, token, message, stack_json)
+            self._retry_now(job, token, error, stack_json)
             next_work = None
         self._emitter.emit("failed", job, error)
         return next_work
 
     def _fail_for_good(
-        self, job: Job, token: str, message: str, stack_json: str, fetch_next: bool
+        self, job: Job, token: str, error: BaseException, stack_json: str, fetch_next: bool
     ) -> tuple[Job, str] | None:
-        reply = self._finish(job, token, "failed", message, stack_json, fetch_next)
+        reply = self._finish(job, token, "failed", str(error), stack_json, fetch_next, error=error)
         if isinstance(reply, int) and reply < 0:
             self.refused(job, reply, "moveToFinished")
             return None
         return self._next_from(reply, token, fetch_next)
 
     def _delay(
-        self, job: Job, token: str, message: str, stack_json: str, delay: int, fetch_next: bool
+        self,
+        job: Job,
+        token: str,
+        error: BaseException,
+        stack_json: str,
+        delay: int,
+        fetch_next: bool,
     ) -> tuple[Job, str] | None:
         keys = self._queue.keys
         fetcher = self._fetcher
@@ -210,7 +259,7 @@ class Finisher:
                 job.id,
                 token,
                 delay,
-                message,
+                str(error),
                 stack_json,
                 "1" if fetch_next else "0",
                 fetcher.lock_duration,
@@ -225,18 +274,10 @@ class Finisher:
             return None
         job.attempts_made += 1
         job.delay = delay
-        log.transition(
-            "job.delayed",
-            queue=self._queue.name,
-            job_id=job.id,
-            from_state="active",
-            to_state="delayed",
-            delay_ms=delay,
-            attempts_made=job.attempts_made,
-        )
+        self._log_failure(job, error, "job.delayed", "delayed", retry_in_ms=delay)
         return self._next_from(reply, token, fetch_next)
 
-    def _retry_now(self, job: Job, token: str, message: str, stack_json: str) -> None:
+    def _retry_now(self, job: Job, token: str, error: BaseException, stack_json: str) -> None:
         keys = self._queue.keys
         reply = self._connection.run_script(
             "retryActiveJob",
@@ -259,7 +300,7 @@ class Finisher:
                 "1" if job.lifo else "0",
                 job.id,
                 token,
-                message,
+                str(error),
                 stack_json,
                 OUTCOME_TTL_MS,
             ),
@@ -268,14 +309,7 @@ class Finisher:
             self.refused(job, reply, "retryJob")
             return
         job.attempts_made += 1
-        log.transition(
-            "job.retrying",
-            queue=self._queue.name,
-            job_id=job.id,
-            from_state="active",
-            to_state=str(reply[1]),
-            attempts_made=job.attempts_made,
-        )
+        self._log_failure(job, error, "job.retrying", str(reply[1]), retry_in_ms=0)
 
     # -- helpers -------------------------------------------------------------------------------
 

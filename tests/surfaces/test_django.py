@@ -195,6 +195,8 @@ def test_bullmq_worker_command(redis_url, prefix, tmp_path):
     (tmp_path / "dj_tasks.py").write_text(
         textwrap.dedent("""
         def welcome(job):
+            if job.data["to"] == "nobody":
+                raise LookupError("no such mailbox")
             return "sent to " + job.data["to"]
     """)
     )
@@ -228,12 +230,21 @@ def test_bullmq_worker_command(redis_url, prefix, tmp_path):
                 time.sleep(0.1)
             job = queue.get_job(job_id)
             assert job is not None and job.return_value == "sent to c@example.com"
+            bad = queue.add("welcome", {"to": "nobody"})
+            while str(queue.get_job_state(bad.id)) != "failed" and time.monotonic() < deadline:
+                time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
-    assert "worker stopped after 1 job(s)" in stdout
+    assert "worker stopped after 2 job(s)" in stdout
+    # Each job is logged by the command (LOGGING routes bullmq_sync nowhere here).
+    completed = [line for line in stderr.splitlines() if "job.completed" in line]
+    failed = [line for line in stderr.splitlines() if "job.failed" in line]
+    assert len(completed) == 1 and len(failed) == 1, stderr
+    assert "LookupError" in failed[0] and "no such mailbox" in failed[0]
+    assert "nobody" not in stderr  # job data is never logged
 
 
 class EnqueueOnCommitTestCase(TestCase):
