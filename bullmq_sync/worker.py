@@ -95,6 +95,7 @@ class Worker:
         run_retry_delay: int = 1000,
         processes: int | None = None,
         max_jobs_per_child: int | None = None,
+        child_initializer: str | None = None,
         on_completed: Callable[[Job, Any], None] | None = None,
         on_failed: Callable[[Job, BaseException], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
@@ -125,9 +126,11 @@ class Worker:
                 "run_retry_delay": run_retry_delay,
                 "processes": processes,
                 "max_jobs_per_child": max_jobs_per_child,
+                "child_initializer": child_initializer,
             },
         )
         runner = self._make_runner(processor, settings)
+        self._runner = runner
         self.settings: WorkerSettings = settings
         self.processor = processor
         slots_count = settings.processes or settings.concurrency
@@ -230,7 +233,14 @@ class Worker:
 
     def _make_runner(self, processor: Processor | str, settings: WorkerSettings) -> Runner:
         if settings.processes is not None:
-            raise InvalidArgument("processes=N is not available in this version")
+            from .worker_parts.pool import ProcessRunner
+
+            return ProcessRunner(
+                processor,
+                settings.processes,
+                settings.max_jobs_per_child,
+                initializer=settings.child_initializer,
+            )
         if isinstance(processor, str):
             raise InvalidArgument(
                 "a processor named by import path needs processes=N; pass the function itself"

@@ -196,7 +196,10 @@ class Finisher:
     ) -> tuple[Job, str] | None:
         message = str(error)
         stack = list(job.stacktrace)
-        stack.append("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        stack.append(
+            getattr(error, "child_traceback", None)  # raised in a child process
+            or "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        )
         limit = job.opts.get("stackTraceLimit")
         if limit == 0:
             stack = []

@@ -88,6 +88,7 @@ class WorkerSettings:
     backoff_strategy: BackoffStrategy | None = None
     processes: int | None = None
     max_jobs_per_child: int | None = None
+    child_initializer: str | None = None
 
     @property
     def renew_every_ms(self) -> int:
@@ -210,5 +211,14 @@ def check(s: WorkerSettings) -> None:
         raise InvalidArgument("backoff_strategy must be callable")
     if s.max_jobs_per_child is not None and s.processes is None:
         raise InvalidArgument("max_jobs_per_child needs processes=N")
+    if s.child_initializer is not None and (
+        s.processes is None or not isinstance(s.child_initializer, str)
+    ):
+        raise InvalidArgument("child_initializer is a 'module:function' path, with processes=N")
+    if s.processes is not None and s.concurrency not in (1, s.processes):
+        raise InvalidArgument(
+            "with processes=N each process runs one job at a time: give processes, not "
+            f"concurrency (got concurrency={s.concurrency}, processes={s.processes})"
+        )
     keep_policy(s.remove_on_complete)
     keep_policy(s.remove_on_fail)

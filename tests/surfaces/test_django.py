@@ -191,7 +191,8 @@ def test_management_commands(bullmq_settings, prefix, raw):
     assert info.value.returncode == 1
 
 
-def test_bullmq_worker_command(redis_url, prefix, tmp_path):
+@pytest.mark.parametrize("how", [["-c", "2"], ["--processes", "2"]], ids=["threads", "processes"])
+def test_bullmq_worker_command(redis_url, prefix, tmp_path, how):
     (tmp_path / "dj_tasks.py").write_text(
         textwrap.dedent("""
         def welcome(job):
@@ -204,13 +205,15 @@ def test_bullmq_worker_command(redis_url, prefix, tmp_path):
         textwrap.dedent(f"""
         import django
         from django.conf import settings
-        settings.configure(
-            INSTALLED_APPS=["bullmq_sync.contrib.django"],
-            BULLMQ={{"URL": {redis_url!r}, "PREFIX": {prefix!r}}},
-        )
-        django.setup()
-        from django.core.management import call_command
-        call_command("bullmq_worker", "dj_tasks:welcome", "--queue", "emails", "-c", "2")
+
+        if __name__ == "__main__":  # as manage.py: child processes (spawn) import this module
+            settings.configure(
+                INSTALLED_APPS=["bullmq_sync.contrib.django"],
+                BULLMQ={{"URL": {redis_url!r}, "PREFIX": {prefix!r}}},
+            )
+            django.setup()
+            from django.core.management import call_command
+            call_command("bullmq_worker", "dj_tasks:welcome", "--queue", "emails", *{how!r})
     """)
     )
     proc = subprocess.Popen(

@@ -10,6 +10,7 @@ it routes the ``bullmq_sync`` logger nowhere, the command prints that logger's r
 from __future__ import annotations
 
 import logging
+import os
 from argparse import ArgumentParser
 from typing import Any
 
@@ -68,6 +69,7 @@ class Command(BaseCommand):
                 concurrency=options["concurrency"],
                 processes=processes,
                 max_jobs_per_child=options["max_jobs_per_child"],
+                child_initializer=f"{__name__}:setup_child" if processes else None,
                 autorun=False,
             )
         except (UsageError, BullMQSyncError) as exc:
@@ -84,6 +86,15 @@ class Command(BaseCommand):
             if handler is not None:
                 logging.getLogger("bullmq_sync").removeHandler(handler)
         self.stdout.write(f"worker stopped after {worker.processed} job(s)")
+
+
+def setup_child() -> None:
+    """Runs first in each worker child process: Django set up from DJANGO_SETTINGS_MODULE (as
+    manage.py sets it), so processors can use the ORM."""
+    if os.environ.get("DJANGO_SETTINGS_MODULE"):
+        import django  # type: ignore[import-untyped]
+
+        django.setup()
 
 
 def _console_handler_if_unrouted(stream: Any, level: int) -> logging.Handler | None:
