@@ -257,21 +257,30 @@ class ProcessRunner:
         self.recycled = 0
         """Children retired after ``max_jobs_per_child`` jobs."""
 
+    def _spawn(self) -> _Child:
+        self._started += 1
+        child = _Child(
+            self._context, self.path, f"bullmq-sync-child-{self._started}", self._initializer
+        )
+        self._all.add(child)
+        return child
+
+    def start(self) -> None:
+        """Start every child now, so the first jobs do not wait for a child to boot."""
+        with self._lock:
+            while len(self._all) < self._processes and not self._closed:
+                self._idle.append(self._spawn())
+
     def _take(self) -> _Child:
         with self._lock:
             if self._closed:
                 raise ChildExited("the worker is closing")
             while self._idle:
-                child = self._idle.pop()
+                child = self._idle.pop(0)
                 if child.process.is_alive():
                     return child
                 self._all.discard(child)
-            self._started += 1
-            child = _Child(
-                self._context, self.path, f"bullmq-sync-child-{self._started}", self._initializer
-            )
-            self._all.add(child)
-            return child
+            return self._spawn()
 
     def _give_back(self, child: _Child) -> None:
         with self._lock:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 
 class Runner(Protocol):
+    def start(self) -> None: ...
+
     def run(self, job: Job, token: str, signal: CancelSignal) -> Any: ...
 
     def close(self, force: bool) -> None: ...
@@ -26,6 +28,9 @@ class ThreadRunner:
     def __init__(self, processor: Callable[..., Any]) -> None:
         self._processor = processor
         self._positional, self._signal_by_name = processor_arguments(processor)
+
+    def start(self) -> None:
+        return None
 
     def run(self, job: Job, token: str, signal: CancelSignal) -> Any:
         args: tuple[Any, ...] = (job, token, signal)[: self._positional]

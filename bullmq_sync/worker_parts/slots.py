@@ -76,6 +76,7 @@ class Slots:
         self.threads: list[threading.Thread] = []
 
     def start(self, label: str) -> None:
+        self.runner.start()
         for index in range(self._concurrency):
             thread = threading.Thread(target=self._loop, name=f"{label}-{index}", daemon=True)
             self.threads.append(thread)
