@@ -87,3 +87,40 @@ def test_worker_example(localhost):
     ns["worker"].close()
     assert raw.zcard("bull:emails:completed") == 1 and raw.zcard("bull:emails:failed") == 1
     assert raw.hget("bull:emails:2", "failedReason") == "no recipient"
+
+
+# -- the worker section: events, cancelling, processes ------------------------------------------
+
+
+def test_worker_events_example(localhost, capsys):
+    localhost(block('worker.on("drained", drained.set)'))
+    out = capsys.readouterr().out
+    assert "progress 1 50" in out and "completed 1 {'pages': 12}" in out
+    assert out.rstrip().endswith("worker closed")
+
+
+def test_worker_cancel_example(localhost, capsys):
+    localhost(block("def export_orders(job, token, signal)"))
+    assert capsys.readouterr().out.splitlines() == [
+        "True", "export cancelled: the user clicked cancel"]
+
+
+def test_worker_processes_example(localhost, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "tasks.py").write_text(block("def make_thumbnail(job)"))
+    script = block('"tasks:make_thumbnail"').replace("redis://localhost:6379", localhost.url)
+    (tmp_path / "thumbnails.py").write_text(script)
+    root = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "thumbnails.py"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "PYTHONPATH": root},
+    )
+    assert result.returncode == 0, result.stderr
+    printed = eval(result.stdout.strip())  # noqa: S307 - the example prints a sorted list
+    assert len(printed) == 4 and all(len(r) == 16 for r in printed)
+    raw = localhost.raw
+    assert raw.zcard("bull:thumbnails:completed") == 4
+    assert raw.lrange("bull:thumbnails:1:logs", 0, -1) == ["thumbnail ready"]
