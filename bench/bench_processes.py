@@ -28,9 +28,9 @@ from common import ROOT, node_ready, start_redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cpu_tasks import spin  # noqa: E402
+from cpu_tasks import spin
 
-from bullmq_sync import Job, Queue, Worker  # noqa: E402
+from bullmq_sync import Job, Queue, Worker
 
 
 def calibrate_python(job_ms: float) -> int:
@@ -140,9 +140,14 @@ def main() -> None:
 
     rates: dict[str, list[float]] = {name: [] for name in contenders}
     names = list(contenders)
+    # Each pair runs back to back in every round, so a per-round ratio compares like with like
+    # on a machine whose load changes between rounds.
+    pairs = [("bullmq-sync processes=1", "bullmq-sync processes=2"),
+             ("node sandbox concurrency=1", "node sandbox concurrency=2")]
     try:
         for round_no in range(args.rounds):
-            order = names[round_no % len(names):] + names[:round_no % len(names)]
+            order = [name for pair in (pairs if round_no % 2 == 0 else pairs[::-1])
+                     for name in (pair if round_no % 4 < 2 else pair[::-1]) if name in contenders]
             line = []
             for name in order:
                 run, n = contenders[name]
@@ -162,11 +167,18 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in rates.items()}
     for name, value in medians.items():
         print(f"  {name:28s} {value:8.1f} jobs/s")
+    def round_ratios(a: str, b: str) -> str:
+        ratios = [y / x for x, y in zip(rates[a], rates[b], strict=True)]
+        return (f"median of per-round ratios {statistics.median(ratios):.2f}x "
+                f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+
     one, two = medians["bullmq-sync processes=1"], medians["bullmq-sync processes=2"]
-    print(f"  bullmq-sync processes=2 / processes=1: {two / one:.2f}x")
+    print(f"  bullmq-sync processes=2 / processes=1: {two / one:.2f}x; "
+          + round_ratios("bullmq-sync processes=1", "bullmq-sync processes=2"))
     if node is not None:
         n1, n2 = medians["node sandbox concurrency=1"], medians["node sandbox concurrency=2"]
-        print(f"  node sandbox concurrency=2 / concurrency=1: {n2 / n1:.2f}x")
+        print(f"  node sandbox concurrency=2 / concurrency=1: {n2 / n1:.2f}x; "
+              + round_ratios("node sandbox concurrency=1", "node sandbox concurrency=2"))
         print(f"  bullmq-sync processes=2 / node sandbox concurrency=2: {two / n2:.2f}x")
 
 

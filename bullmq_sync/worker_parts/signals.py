@@ -25,43 +25,66 @@ class JobCancelled(Exception):
 
 
 class CancelSignal:
-    """Set by ``worker.cancel_job``; a processor polls or waits on it (thread-safe)."""
+    """Set by ``worker.cancel_job``; a processor polls or waits on it (thread-safe).
+
+    The event behind ``wait`` is made on first use: most jobs are never waited on, and a
+    worker makes one signal per job.
+    """
+
+    __slots__ = ("_event", "_flag", "reason")
+
+    _create_lock = threading.Lock()
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._event: threading.Event | None = None
+        self._flag = False
         self.reason: str | None = None
 
     @property
     def cancelled(self) -> bool:
         """True once the job was cancelled (BullMQ's ``signal.aborted``)."""
-        return self._event.is_set()
+        return self._flag
 
     aborted = cancelled
 
+    def _the_event(self) -> threading.Event:
+        with CancelSignal._create_lock:
+            if self._event is None:
+                self._event = threading.Event()
+                if self._flag:
+                    self._event.set()
+            return self._event
+
     def cancel(self, reason: str | None = None) -> bool:
         """Cancel once; False when it already was (the first reason is kept)."""
-        if self._event.is_set():
-            return False
-        self.reason = reason
-        self._event.set()
+        with CancelSignal._create_lock:
+            if self._flag:
+                return False
+            self.reason = reason
+            self._flag = True
+            event = self._event
+        if event is not None:
+            event.set()
         return True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Sleep up to ``timeout`` seconds, waking as soon as the job is cancelled."""
-        return self._event.wait(timeout)
+        if self._flag:
+            return True
+        return self._the_event().wait(timeout)
 
     def raise_if_cancelled(self) -> None:
         """Raise ``JobCancelled(reason)`` when cancelled (BullMQ's ``throwIfAborted``)."""
-        if self._event.is_set():
+        if self._flag:
             raise JobCancelled(self.reason or "job cancelled")
 
     throwIfAborted = raise_if_cancelled
 
     def __bool__(self) -> bool:
-        return self.cancelled
+        return self._flag
 
     def __repr__(self) -> str:
-        state = f"cancelled reason={self.reason!r}" if self.cancelled else "not cancelled"
+        state = f"cancelled reason={self.reason!r}" if self._flag else "not cancelled"
         return f"<CancelSignal {state}>"
 
 
