@@ -139,7 +139,6 @@ def main() -> None:
           + (f", node n={node.n}" if node is not None else ""), flush=True)
 
     rates: dict[str, list[float]] = {name: [] for name in contenders}
-    names = list(contenders)
     # Each pair runs back to back in every round, so a per-round ratio compares like with like
     # on a machine whose load changes between rounds.
     pairs = [("bullmq-sync processes=1", "bullmq-sync processes=2"),
