@@ -18,6 +18,7 @@ from bullmq_sync.backoff import builtin_delay, retry_delay
 
 def make_worker(redis_url: str, prefix: str, processor: Callable[[Job], Any], **kw: Any) -> Worker:
     kw.setdefault("drain_delay", 1)
+    kw.setdefault("autorun", False)  # started by `with`: processors may use the name
     kw.setdefault("on_error", lambda e: print("WORKER ERROR", repr(e)))
     return Worker("q", processor, connection=redis_url, prefix=prefix, **kw)
 

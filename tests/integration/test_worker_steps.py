@@ -30,6 +30,7 @@ from bullmq_sync import (
 
 def make_worker(redis_url: str, prefix: str, processor: Callable[..., Any], **kw: Any) -> Worker:
     kw.setdefault("drain_delay", 1)
+    kw.setdefault("autorun", False)  # started by `with`: processors may use the name
     errors: list[BaseException] = []
     kw.setdefault("on_error", errors.append)
     worker = Worker(kw.pop("queue_name", "q"), processor, connection=redis_url, prefix=prefix, **kw)
