@@ -124,3 +124,10 @@ def test_worker_processes_example(localhost, tmp_path):
     raw = localhost.raw
     assert raw.zcard("bull:thumbnails:completed") == 4
     assert raw.lrange("bull:thumbnails:1:logs", 0, -1) == ["thumbnail ready"]
+
+
+def test_manual_rate_limit_example(localhost, capsys):
+    ns = localhost(block("def call_api(job)"))
+    assert ns["calls"][1] - ns["calls"][0] >= 0.45
+    assert capsys.readouterr().out.startswith("called again after ")
+    assert localhost.raw.hget("bull:api:1", "atm") == "1"
