@@ -6,8 +6,10 @@ Each round fills one fresh queue per contender with ``--jobs`` no-op jobs (untim
 ``add_bulk``), then times a worker draining it: from the worker's creation to the last
 ``completed``. Contenders run one after the other inside each round (interleaved, order rotated),
 against one private, pinned redis-server (never the machine's own), at the same concurrency.
-Around each drain the server's ``INFO commandstats`` are reset and read: the Redis server time
-per job (usec, all commands) and the commands per job, per contender. Prints jobs/s per round,
+Around each drain the server's ``INFO cpu`` is read: the Redis server's CPU time per job (user
++ sys, usec; everything the server did for that drain, network included), and ``INFO
+commandstats`` (reset before) gives the commands per job and where the time went (the usec of
+an EVALSHA includes the commands it ran, which are also counted under their own names). Prints jobs/s per round,
 medians and ratios, for each concurrency.
 """
 
@@ -113,18 +115,26 @@ def server_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:
             for name, v in stats.items()}
 
 
+def server_cpu_seconds(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def drain_measured(
     client: redis.Redis, run: Callable[[str, str, int, int], float], url: str, jobs: int,
     concurrency: int,
-) -> tuple[float, dict[str, tuple[int, int]]]:
+) -> tuple[float, float, dict[str, tuple[int, int]]]:
+    """(jobs/s, server CPU usec per job, commandstats) of one drain."""
     prefix = f"bw{uuid.uuid4().hex[:8]}"
     fill(url, prefix, jobs)
     client.config_resetstat()
+    before = server_cpu_seconds(client)
     elapsed = run(url, prefix, jobs, concurrency)
+    cpu_us = (server_cpu_seconds(client) - before) * 1e6 / jobs
     stats = server_stats(client)
-    stats.pop("config", None)
-    stats.pop("info", None)
-    return jobs / elapsed, stats
+    for name in ("config|resetstat", "info"):
+        stats.pop(name, None)
+    return jobs / elapsed, cpu_us, stats
 
 
 def main() -> None:
@@ -165,17 +175,17 @@ def main() -> None:
                 order = names[round_no % len(names):] + names[:round_no % len(names)]
                 line = []
                 for name in order:
-                    rate, stats = drain_measured(client, contenders[name], url, args.jobs,
-                                                 concurrency)
+                    rate, cpu_us, stats = drain_measured(client, contenders[name], url, args.jobs,
+                                                         concurrency)
                     rates[name].append(rate)
-                    server_us[name].append(sum(us for _, us in stats.values()) / args.jobs)
+                    server_us[name].append(cpu_us)
                     calls[name].append(stats)
                     line.append(f"{name} {rate:7.0f}/s {server_us[name][-1]:5.1f}us")
                 print(f"c={concurrency} round {round_no + 1}: " + "  ".join(line), flush=True)
             medians = {name: statistics.median(v) for name, v in rates.items()}
             us = {name: statistics.median(v) for name, v in server_us.items()}
             print(f"\nno-op jobs at concurrency {concurrency}, {args.jobs} jobs, median of "
-                  f"{args.rounds} rounds: jobs/s, Redis server usec per job, commands per job")
+                  f"{args.rounds} rounds: jobs/s, Redis server CPU usec per job, commands per job")
             for name in names:
                 last = calls[name][-1]
                 per_job = sum(c for c, _ in last.values()) / args.jobs
@@ -187,8 +197,11 @@ def main() -> None:
             base = medians["bullmq-sync"]
             for name in names[1:]:
                 ratio = base / medians[name]
+                cpu_ratios = [a / b for a, b in zip(server_us["bullmq-sync"], server_us[name],
+                                                    strict=True)]
                 summary.append(f"c={concurrency}: bullmq-sync / {name}: {ratio:.2f}x jobs/s, "
-                               f"server us/job {us['bullmq-sync']:.1f} vs {us[name]:.1f}")
+                               f"server CPU us/job {us['bullmq-sync']:.1f} vs {us[name]:.1f} "
+                               f"(per-round ratio median {statistics.median(cpu_ratios):.2f})")
                 print(f"  bullmq-sync / {name}: {ratio:.2f}x")
             print(flush=True)
     finally:
