@@ -120,6 +120,16 @@ def server_cpu_seconds(client: redis.Redis) -> float:
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
+def server_io(client: redis.Redis) -> tuple[int, int]:
+    """(socket reads, socket writes) the server has processed (INFO stats, Redis >= 6)."""
+    stats = client.info("stats")
+    return int(stats.get("total_reads_processed", 0)), int(stats.get("total_writes_processed", 0))
+
+
+IO_PER_JOB: dict[str, list[tuple[float, float]]] = {}
+"""Per contender: (server socket reads per job, writes per job) of each drain."""
+
+
 def drain_measured(
     client: redis.Redis, run: Callable[[str, str, int, int], float], url: str, jobs: int,
     concurrency: int,
@@ -129,8 +139,12 @@ def drain_measured(
     fill(url, prefix, jobs)
     client.config_resetstat()
     before = server_cpu_seconds(client)
+    reads, writes = server_io(client)
     elapsed = run(url, prefix, jobs, concurrency)
     cpu_us = (server_cpu_seconds(client) - before) * 1e6 / jobs
+    reads_after, writes_after = server_io(client)
+    IO_PER_JOB.setdefault(getattr(run, "__name__", type(run).__name__), []).append(
+        ((reads_after - reads) / jobs, (writes_after - writes) / jobs))
     stats = server_stats(client)
     for name in ("config|resetstat", "info"):
         stats.pop(name, None)
@@ -192,8 +206,11 @@ def main() -> None:
                 top = sorted(last.items(), key=lambda kv: -kv[1][1])[:args.top]
                 detail = ", ".join(f"{cmd} {c / args.jobs:.2f}x {u / args.jobs:.1f}us"
                                    for cmd, (c, u) in top)
+                key = getattr(contenders[name], "__name__", type(contenders[name]).__name__)
+                io = IO_PER_JOB.get(key, [(0.0, 0.0)])[-1]
                 print(f"  {name:16s} {medians[name]:8.0f} jobs/s  {us[name]:5.1f} us/job  "
-                      f"{per_job:4.2f} cmds/job  [{detail}]")
+                      f"{per_job:4.2f} cmds/job  {io[0]:.2f} reads {io[1]:.2f} writes/job  "
+                      f"[{detail}]")
             base = medians["bullmq-sync"]
             for name in names[1:]:
                 ratio = base / medians[name]

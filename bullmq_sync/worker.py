@@ -297,6 +297,7 @@ class Worker:
                 return self
             self._started = True
         self._fetcher.open()
+        self._events.emit("ready")  # before any job can run, as Node's comes first
         label = f"bullmq-sync-worker-{self.queue.name}"
         self._slots.start(label)
         if not self.settings.skip_lock_renewal:
@@ -306,7 +307,6 @@ class Worker:
         log.event(
             "worker.started", queue=self.queue.name, worker=self.id, concurrency=self.concurrency
         )
-        self._events.emit("ready")
         return self
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
