@@ -19,7 +19,6 @@ from .. import log, worker_steps
 from ..backoff import retry_delay
 from ..errors import UnrecoverableError, job_error
 from ..job import OUTCOME_TTL_MS
-from .combiner import ScriptCombiner
 from .fetcher import now_ms
 from .settings import keep_policy
 
@@ -55,7 +54,6 @@ class Finisher:
         self._settings = settings
         self._worker_id = worker_id
         self._max_metrics = worker_steps.max_data_points(settings.metrics)
-        self._finish_calls = ScriptCombiner(connection, "finishJob")
         self._count_lock = threading.Lock()
         self.processed = 0
         """Jobs finished (completed or failed for good)."""
@@ -143,7 +141,7 @@ class Finisher:
     ) -> Any:
         """One finishJob call; on success the job's fields are updated and the move logged."""
         keys, args = self._finish_args(job, token, target, value, stack, fetch_next)
-        reply = self._finish_calls.call(keys, args)
+        reply = self._connection.run_script("finishJob", keys, args)
         if isinstance(reply, int) and reply < 0:
             return reply
         job.finished_on = int(args[1])
