@@ -1,12 +1,16 @@
 """No-op worker throughput: bullmq-sync's Worker vs Node BullMQ 6.7's and the async port's.
 
-    python bench/bench_worker.py [--rounds 3] [--jobs 10000] [--concurrency 8]
+    python bench/bench_worker.py [--rounds 3] [--jobs 10000] [--concurrency 1 8 32]
 
 Each round fills one fresh queue per contender with ``--jobs`` no-op jobs (untimed, one
 ``add_bulk``), then times a worker draining it: from the worker's creation to the last
 ``completed``. Contenders run one after the other inside each round (interleaved, order rotated),
 against one private, pinned redis-server (never the machine's own), at the same concurrency.
-Prints jobs/s per round, medians and ratios.
+Around each drain the server's ``INFO cpu`` is read: the Redis server's CPU time per job (user
++ sys, usec; everything the server did for that drain, network included), and ``INFO
+commandstats`` (reset before) gives the commands per job and where the time went (the usec of
+an EVALSHA includes the commands it ran, which are also counted under their own names). Prints jobs/s per round,
+medians and ratios, for each concurrency.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+import redis
 from common import ROOT, add_placement_option, cpus, node_ready, pin_self, start_redis, taskset
 
 from bullmq_sync import Job, Queue, Worker
@@ -46,7 +51,7 @@ def ours(url: str, prefix: str, jobs: int, concurrency: int) -> float:
 
     started = time.perf_counter()
     worker = Worker("bench", lambda job: None, connection=url, prefix=prefix,
-                    concurrency=concurrency, on_completed=completed).start()
+                    concurrency=concurrency, on_completed=completed)
     done.wait(300)
     elapsed = time.perf_counter() - started
     worker.close()
@@ -103,11 +108,56 @@ class NodeWorker:
         self.proc.wait(10)
 
 
+def server_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """``INFO commandstats`` as {command: (calls, usec)}."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+            for name, v in stats.items()}
+
+
+def server_cpu_seconds(client: redis.Redis) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def server_io(client: redis.Redis) -> tuple[int, int]:
+    """(socket reads, socket writes) the server has processed (INFO stats, Redis >= 6)."""
+    stats = client.info("stats")
+    return int(stats.get("total_reads_processed", 0)), int(stats.get("total_writes_processed", 0))
+
+
+IO_PER_JOB: dict[str, list[tuple[float, float]]] = {}
+"""Per contender: (server socket reads per job, writes per job) of each drain."""
+
+
+def drain_measured(
+    client: redis.Redis, run: Callable[[str, str, int, int], float], url: str, jobs: int,
+    concurrency: int,
+) -> tuple[float, float, dict[str, tuple[int, int]]]:
+    """(jobs/s, server CPU usec per job, commandstats) of one drain."""
+    prefix = f"bw{uuid.uuid4().hex[:8]}"
+    fill(url, prefix, jobs)
+    client.config_resetstat()
+    before = server_cpu_seconds(client)
+    reads, writes = server_io(client)
+    elapsed = run(url, prefix, jobs, concurrency)
+    cpu_us = (server_cpu_seconds(client) - before) * 1e6 / jobs
+    reads_after, writes_after = server_io(client)
+    IO_PER_JOB.setdefault(getattr(run, "__name__", type(run).__name__), []).append(
+        ((reads_after - reads) / jobs, (writes_after - writes) / jobs))
+    stats = server_stats(client)
+    for name in ("config|resetstat", "info"):
+        stats.pop(name, None)
+    return jobs / elapsed, cpu_us, stats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=10000)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--no-async-port", action="store_true", help="leave the async port out")
+    parser.add_argument("--top", type=int, default=4, help="commands shown per contender")
     add_placement_option(parser)
     args = parser.parse_args()
 
@@ -115,44 +165,69 @@ def main() -> None:
     server = start_redis(server_cpu)
     pin_self(client_cpu)
     url = server.url
+    client = redis.Redis.from_url(url, decode_responses=True)
     contenders: dict[str, Callable[[str, str, int, int], float]] = {"bullmq-sync": ours}
     node = NodeWorker(url, client_cpu) if node_ready() else None
     if node is not None:
         contenders["node bullmq 6.7"] = node
-    try:
-        import bullmq  # noqa: F401
+    if not args.no_async_port:
+        try:
+            import bullmq  # noqa: F401
 
-        contenders["async port"] = async_port
-    except ImportError:
-        pass
+            contenders["async port"] = async_port
+        except ImportError:
+            pass
 
-    rates: dict[str, list[float]] = {name: [] for name in contenders}
     names = list(contenders)
+    summary = []
     try:
-        for round_no in range(args.rounds):
-            order = names[round_no % len(names):] + names[:round_no % len(names)]
-            line = []
-            for name in order:
-                prefix = f"bw{uuid.uuid4().hex[:8]}"
-                fill(url, prefix, args.jobs)
-                elapsed = contenders[name](url, prefix, args.jobs, args.concurrency)
-                rates[name].append(args.jobs / elapsed)
-                line.append(f"{name} {args.jobs / elapsed:8.0f}/s")
-            print(f"round {round_no + 1}: " + "  ".join(line), flush=True)
+        for concurrency in args.concurrency:
+            rates: dict[str, list[float]] = {name: [] for name in contenders}
+            server_us: dict[str, list[float]] = {name: [] for name in contenders}
+            calls: dict[str, list[dict[str, tuple[int, int]]]] = {name: [] for name in contenders}
+            for round_no in range(args.rounds):
+                order = names[round_no % len(names):] + names[:round_no % len(names)]
+                line = []
+                for name in order:
+                    rate, cpu_us, stats = drain_measured(client, contenders[name], url, args.jobs,
+                                                         concurrency)
+                    rates[name].append(rate)
+                    server_us[name].append(cpu_us)
+                    calls[name].append(stats)
+                    line.append(f"{name} {rate:7.0f}/s {server_us[name][-1]:5.1f}us")
+                print(f"c={concurrency} round {round_no + 1}: " + "  ".join(line), flush=True)
+            medians = {name: statistics.median(v) for name, v in rates.items()}
+            us = {name: statistics.median(v) for name, v in server_us.items()}
+            print(f"\nno-op jobs at concurrency {concurrency}, {args.jobs} jobs, median of "
+                  f"{args.rounds} rounds: jobs/s, Redis server CPU usec per job, commands per job")
+            for name in names:
+                last = calls[name][-1]
+                per_job = sum(c for c, _ in last.values()) / args.jobs
+                top = sorted(last.items(), key=lambda kv: -kv[1][1])[:args.top]
+                detail = ", ".join(f"{cmd} {c / args.jobs:.2f}x {u / args.jobs:.1f}us"
+                                   for cmd, (c, u) in top)
+                key = getattr(contenders[name], "__name__", type(contenders[name]).__name__)
+                io = IO_PER_JOB.get(key, [(0.0, 0.0)])[-1]
+                print(f"  {name:16s} {medians[name]:8.0f} jobs/s  {us[name]:5.1f} us/job  "
+                      f"{per_job:4.2f} cmds/job  {io[0]:.2f} reads {io[1]:.2f} writes/job  "
+                      f"[{detail}]")
+            base = medians["bullmq-sync"]
+            for name in names[1:]:
+                ratio = base / medians[name]
+                cpu_ratios = [a / b for a, b in zip(server_us["bullmq-sync"], server_us[name],
+                                                    strict=True)]
+                summary.append(f"c={concurrency}: bullmq-sync / {name}: {ratio:.2f}x jobs/s, "
+                               f"server CPU us/job {us['bullmq-sync']:.1f} vs {us[name]:.1f} "
+                               f"(per-round ratio median {statistics.median(cpu_ratios):.2f})")
+                print(f"  bullmq-sync / {name}: {ratio:.2f}x")
+            print(flush=True)
     finally:
         if node is not None:
             node.close()
         server.stop()
-
-    print(f"\nno-op jobs/s at concurrency {args.concurrency}, {args.jobs} jobs, "
-          f"median of {args.rounds} rounds")
-    medians = {name: statistics.median(values) for name, values in rates.items()}
-    for name, value in medians.items():
-        print(f"  {name:18s} {value:9.0f} jobs/s")
-    base = medians["bullmq-sync"]
-    for name, value in medians.items():
-        if name != "bullmq-sync":
-            print(f"  bullmq-sync / {name}: {base / value:.2f}x")
+    print("summary")
+    for line in summary:
+        print("  " + line)
 
 
 if __name__ == "__main__":

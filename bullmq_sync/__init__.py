@@ -47,6 +47,10 @@ from .queue import Queue
 from .states import JobState
 from .worker import Worker
 
+# -- worker: cancellation signal, child processes --
+from .worker_parts.pool import ChildExited
+from .worker_parts.signals import CancelSignal, JobCancelled
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -102,4 +106,8 @@ __all__ = [
     # -- waiting for results, workers, counts and metrics --
     "JobFailed",
     "JobWaitTimeout",
+    # -- worker: cancellation signal, child processes --
+    "CancelSignal",
+    "ChildExited",
+    "JobCancelled",
 ]

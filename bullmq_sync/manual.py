@@ -126,8 +126,8 @@ def settings_of(worker: Worker | None) -> Settings:
         return Settings()
     return Settings(
         lock_ms=worker.lock_duration,
-        limit_max=worker._limit_max,
-        limit_window=worker._limit_window,
+        limit_max=worker._fetcher.limit_max,
+        limit_window=worker._fetcher.limit_window,
         name=worker.name or "",
         remove_on_complete=worker.remove_on_complete,
         remove_on_fail=worker.remove_on_fail,
@@ -209,14 +209,7 @@ def _marker_wait(worker: Worker) -> _MarkerWait:
 
 def _blocking_reader(worker: Worker) -> BlockingReader | None:
     """The worker's marker socket, created on first use; ``close()`` interrupts and closes it."""
-    with _WAITS_LOCK:
-        if worker.closing:
-            return None
-        if worker._blocker is None:
-            worker._blocker = worker.connection.blocking_reader(
-                worker.queue.keys.marker, socket_timeout=MAX_BLOCK_SECONDS + 5
-            )
-        return worker._blocker
+    return worker._fetcher.marker_reader()
 
 
 def _rest(worker: Worker, seconds: float) -> None:
@@ -254,9 +247,9 @@ def _taken(queue: Queue, reply: Any, token: str, worker: Worker | None) -> Job |
         except Exception as exc:  # reported; the job is still handed over
             if worker is None:
                 raise
-            worker._emit_error(exc)
+            worker._events.error(exc)
     if worker is not None:
-        worker._emit("active", job)
+        worker._events.emit("active", job)
     return job
 
 
@@ -307,7 +300,7 @@ def _finish_call(
     job: Job, token: str, target: str, value: str, stack: str, fetch_next: bool, s: Settings
 ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """KEYS and ARGV of ``lua/finishJob.lua``, with the worker's keep policy and metrics."""
-    from .worker import keep_policy
+    from .worker_parts.settings import keep_policy
 
     keys = job.queue.keys
     option = "removeOnComplete" if target == "completed" else "removeOnFail"

@@ -390,17 +390,22 @@ def worker(args: argparse.Namespace) -> int:
 
     processor = load_target(args.target)
     configure_console_logging(args.log_level)
+    processes = getattr(args, "processes", None)
     connection = Connection(args.url)
     try:
         check_reachable(connection)
         runner = Worker(
             args.queue,
-            processor,
+            args.target if processes else processor,
             connection=connection,
             prefix=args.prefix,
             concurrency=args.concurrency,
+            processes=processes,
+            max_jobs_per_child=getattr(args, "max_jobs_per_child", None),
+            autorun=False,
         )
-        err(f"worker on {args.prefix}:{args.queue} (concurrency {args.concurrency}); Ctrl-C stops")
+        how = f"{processes} processes" if processes else f"concurrency {args.concurrency}"
+        err(f"worker on {args.prefix}:{args.queue} ({how}); Ctrl-C stops")
         runner.run(install_signal_handlers=True)
     finally:
         connection.close()

@@ -143,7 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--queue", "-q", required=True, help="the queue to process")
     worker.add_argument(
-        "--concurrency", "-c", type=_positive, default=1, help="jobs processed at once (default: 1)"
+        "--concurrency",
+        "-c",
+        type=_positive,
+        default=1,
+        help="jobs run at once in threads (default 1)",
+    )
+    worker.add_argument(
+        "--processes",
+        "-p",
+        type=_positive,
+        default=None,
+        help="run the function in N child processes, for CPU-bound work (default: threads)",
+    )
+    worker.add_argument(
+        "--max-jobs-per-child",
+        type=_positive,
+        default=None,
+        metavar="M",
+        help="replace a child process after M jobs (with --processes; default never)",
     )
     worker.add_argument(
         "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"

@@ -485,7 +485,6 @@ def test_worker_and_queue_events_on_the_cluster(conn: Connection, prefix: str) -
     events.start()
     worker = Worker("{work}", lambda job: job.data["n"] * 2, connection=conn, prefix=prefix,
                     drain_delay=1)
-    worker.start()
     jobs = [queue.add("double", {"n": i}) for i in range(5)]
     deadline = time.monotonic() + 15
     while len(seen) < 5 and time.monotonic() < deadline:

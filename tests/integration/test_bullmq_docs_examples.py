@@ -41,7 +41,6 @@ def test_introduction_queue_and_worker(default_redis):
         return "some value"
 
     worker = Worker("myQueue", process, {"connection": default_redis.url})
-    worker.start()
     wait_until(lambda: seen)
     worker.close()
     queue.close()
@@ -94,7 +93,6 @@ def test_retrying_a_failed_job(default_redis):
         return "ok"
 
     worker = Worker("myQueue", process, {"connection": default_redis.url})
-    worker.start()
     wait_until(lambda: queue.getJobCounts("failed")["failed"] == 1)
 
     job = Job.fromId(queue, "1")

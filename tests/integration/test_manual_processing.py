@@ -567,7 +567,7 @@ def test_worker_without_processor_cannot_start_and_a_running_worker_refuses(
         pass
     assert manual.closing
     with pytest.raises(InvalidArgument, match="processor must be a callable"):
-        Worker("q", "not callable", connection=redis_url, prefix=prefix)  # type: ignore[arg-type]
+        Worker("q", 42, connection=redis_url, prefix=prefix)  # type: ignore[arg-type]
     hold = threading.Event()
     running = Worker("q", lambda job: hold.wait(5), connection=redis_url, prefix=prefix)
     with running:

@@ -81,7 +81,8 @@ def test_producer_example(localhost):
 
 def test_worker_example(localhost):
     code = block("Worker(\"emails\", send_email")
-    ns = localhost(code.replace("worker.run(install_signal_handlers=True)", "worker.start()"))
+    assert "\nworker.run()" in code
+    ns = localhost(code.replace("\nworker.run()", "\nworker.start()"))  # runs in the background
     raw = localhost.raw
     from bullmq_sync import Queue
 
@@ -161,10 +162,6 @@ def test_counts_workers_metrics_example(localhost, capsys):
     assert 'bullmq_job_count{queue="reports", state="completed", env="prod"} 2' in metrics
 
 
-@pytest.mark.skipif(
-    "telemetry" not in __import__("bullmq_sync.options").options.SUPPORTED_OPTIONS,
-    reason="Queue.add accepts the telemetry option once the Node-shaped options land",
-)
 def test_telemetry_example(localhost, capsys):
     pytest.importorskip("opentelemetry.sdk")
     localhost(block("telemetry.inject()"))
@@ -263,6 +260,10 @@ def run_block(code: str, url: str, tmp_path: Path) -> tuple[int, str, str, bool]
     import subprocess
     import sys
 
+    for _, other in readme_blocks():  # a block opening with "# tasks.py" is a module to save
+        named = re.match(r"# ([\w-]+\.py)\n", other)
+        if named:
+            (tmp_path / named.group(1)).write_text(other.replace("redis://localhost:6379", url))
     script = tmp_path / "readme_block.py"
     script.write_text(code.replace("redis://localhost:6379", url))
     env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
@@ -293,7 +294,9 @@ def run_block(code: str, url: str, tmp_path: Path) -> tuple[int, str, str, bool]
     return proc.returncode, out, err, interrupted
 
 
-@pytest.mark.parametrize("code", [c for _, c in readme_blocks()], ids=[i for i, _ in readme_blocks()])
+@pytest.mark.parametrize(
+    "code", [c for _, c in readme_blocks()], ids=[i for i, _ in readme_blocks()]
+)
 def test_every_readme_block_runs_as_written(code, local_redis, tmp_path):
     returncode, out, err, _ = run_block(code, local_redis.url, tmp_path)
     assert returncode == 0 and "Traceback" not in err, f"exit {returncode}\n{out[-2000:]}\n{err[-4000:]}"
@@ -303,3 +306,46 @@ def test_the_harness_finds_every_block():
     assert len(readme_blocks()) == README.count("```python")
     ids = [i for i, _ in readme_blocks()]
     assert len(set(ids)) == len(ids)
+
+# -- the worker section: events, cancelling, processes ------------------------------------------
+
+
+def test_worker_events_example(localhost, capsys):
+    localhost(block('worker.on("drained", drained.set)'))
+    out = capsys.readouterr().out
+    assert "progress 1 50" in out and "completed 1 {'pages': 12}" in out
+    assert out.rstrip().endswith("worker closed")
+
+
+def test_worker_cancel_example(localhost, capsys):
+    localhost(block("def export_orders(job, token, signal)"))
+    assert capsys.readouterr().out.splitlines() == [
+        "True", "export cancelled: the user clicked cancel"]
+
+
+def test_worker_processes_example(localhost, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "tasks.py").write_text(block("def make_thumbnail(job)"))  # "# tasks.py"
+    script = block('"tasks:make_thumbnail"').replace("redis://localhost:6379", localhost.url)
+    (tmp_path / "thumbnails.py").write_text(script)
+    root = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "thumbnails.py"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "PYTHONPATH": root},
+    )
+    assert result.returncode == 0, result.stderr
+    printed = eval(result.stdout.strip())
+    assert len(printed) == 4 and all(len(r) == 16 for r in printed)
+    raw = localhost.raw
+    assert raw.zcard("bull:thumbnails:completed") == 4
+    assert raw.lrange("bull:thumbnails:1:logs", 0, -1) == ["thumbnail ready"]
+
+
+def test_manual_rate_limit_example(localhost, capsys):
+    ns = localhost(block("def call_api(job)"))
+    assert ns["calls"][1] - ns["calls"][0] >= 0.45
+    assert capsys.readouterr().out.startswith("called again after ")
+    assert localhost.raw.hget("bull:api:1", "atm") == "1"

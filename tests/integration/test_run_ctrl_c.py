@@ -10,17 +10,9 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Worker.run() lets KeyboardInterrupt escape from its wait loop (worker.py is being "
-    "restructured elsewhere: catch it there, close gracefully, return; then drop this marker "
-    "and let the README's worker example call plain worker.run())",
-)
 def test_ctrl_c_in_plain_run_exits_cleanly(local_redis, tmp_path):
     script = tmp_path / "run_worker.py"
     script.write_text(

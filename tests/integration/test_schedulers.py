@@ -116,7 +116,6 @@ def test_our_worker_creates_each_next_iteration(
     worker = Worker(
         "q", lambda job: seen.append(job.id), connection=redis_url, prefix=prefix, drain_delay=0.2
     )
-    worker.start()
     try:
         wait_for(lambda: len(seen) >= 4)
     finally:
@@ -261,8 +260,7 @@ def test_readme_example(redis_url: str, prefix: str) -> None:
         connection=redis_url,
         prefix=prefix,
         drain_delay=0.2,
-    )
-    worker.start()  # each fetched iteration schedules the next one, as Node workers do
+    )  # starts at once; each fetched iteration schedules the next one, as Node workers do
     # --- end of README example ---
     try:
         wait_for(lambda: done.count("ping") >= 3)

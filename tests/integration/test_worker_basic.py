@@ -18,6 +18,7 @@ from bullmq_sync.backoff import builtin_delay, retry_delay
 
 def make_worker(redis_url: str, prefix: str, processor: Callable[[Job], Any], **kw: Any) -> Worker:
     kw.setdefault("drain_delay", 1)
+    kw.setdefault("autorun", False)  # started by `with`: processors may use the name
     kw.setdefault("on_error", lambda e: print("WORKER ERROR", repr(e)))
     return Worker("q", processor, connection=redis_url, prefix=prefix, **kw)
 
@@ -363,7 +364,7 @@ def test_lock_is_renewed_while_processing(queue: Queue, raw: Any, prefix: str, r
 def test_stalled_job_moves_back_to_wait(queue: Queue, raw: Any, prefix: str, redis_url: str) -> None:
     put_job(raw, prefix, "q", "s1", state="active", extra={"opts": "{}"})
     raw.delete(f"{prefix}:q:s1:lock")  # its worker died
-    worker = make_worker(redis_url, prefix, lambda j: None, stalled_interval=100)
+    worker = make_worker(redis_url, prefix, lambda j: None, stalled_interval=100, autorun=False)
     assert worker.check_stalled() == []  # first pass marks it
     assert raw.smembers(f"{prefix}:q:stalled") == {"s1"}
     time.sleep(0.15)

@@ -103,7 +103,6 @@ def test_node_queue_events_see_our_producer_and_worker(node, connection, prefix)
     queue = Queue("q", connection=connection, prefix=prefix)
     job = queue.add("sum", {"xs": [1, 2, 3]})
     worker = Worker("q", lambda j: {"sum": sum(j.data["xs"])}, connection=connection, prefix=prefix)
-    worker.start()
     try:
         collected = node.call(
             "eventsCollect",

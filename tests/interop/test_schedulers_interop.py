@@ -30,7 +30,6 @@ def run_worker_until(queue: Queue, done: Any, timeout: float = 15.0) -> list[str
     worker = Worker(
         queue.name, processor, connection=queue.connection, prefix=queue.prefix, drain_delay=0.2
     )
-    worker.start()
     try:
         wait_for(lambda: done(seen), timeout)
     finally:

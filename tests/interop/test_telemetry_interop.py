@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 
-from bullmq_sync import Job, Queue, Worker, options, telemetry
+from bullmq_sync import Job, Queue, Worker, telemetry
 
 pytestmark = pytest.mark.interop
 
@@ -87,10 +87,6 @@ def test_a_trace_started_here_continues_in_a_node_worker(
     assert stored["tm"] == opts["telemetry"]["metadata"]
 
 
-@pytest.mark.skipif(
-    "telemetry" not in options.SUPPORTED_OPTIONS,
-    reason="Queue.add accepts the telemetry option once the Node-shaped options land",
-)
 def test_our_add_stores_the_context_as_node_does(
     node6: Any, raw: Any, redis_url: str, prefix: str, tracer: Any
 ) -> None:

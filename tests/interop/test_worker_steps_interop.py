@@ -109,7 +109,7 @@ def test_rate_limited_job_put_back_by_us_is_completed_by_node(
         worker.rate_limit(300)
         raise Worker.RateLimitError()
 
-    worker = Worker("q", processor, connection=redis_url, prefix=prefix, drain_delay=1)
+    worker = Worker("q", processor, connection=redis_url, prefix=prefix, drain_delay=1, autorun=False)
     with worker:
         wait_for(lambda: calls != [] and raw.lrange(f"{prefix}:q:wait", 0, -1) == [job_id])
     outcomes = node6.call("process", queue="q", prefix=prefix, count=1, timeoutMs=10000)

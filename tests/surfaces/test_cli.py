@@ -434,3 +434,39 @@ def test_progress_bar_only_on_a_real_terminal(g, raw, prefix):
     assert proc.returncode == 0
     assert out == b"moved 10, skipped 0, errors 0\n"
     assert b"retrying [" in drawn and b"10/10 100%" in drawn
+
+
+def test_worker_command_with_processes_runs_the_function_in_children(g, queue, tmp_path):
+    (tmp_path / "cli_cpu_tasks.py").write_text(
+        textwrap.dedent("""
+        import os
+
+        def where(job):
+            return {"pid": os.getpid(), "n": job.data["n"]}
+    """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bullmq_sync", *g, "worker", "cli_cpu_tasks:where", "--queue", "q",
+         "--processes", "2", "--max-jobs-per-child", "2"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        jobs = [queue.add("where", {"n": n}) for n in range(6)]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(str(queue.get_job_state(j.id)) == "completed" for j in jobs):
+                break
+            time.sleep(0.1)
+        values = [queue.get_job(j.id).return_value for j in jobs]
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert [v["n"] for v in values] == list(range(6))
+    assert proc.pid not in {v["pid"] for v in values}
+    assert len({v["pid"] for v in values}) >= 3  # recycled after 2 jobs each
+    assert "(2 processes)" in stderr

@@ -191,10 +191,13 @@ def test_management_commands(bullmq_settings, prefix, raw):
     assert info.value.returncode == 1
 
 
-def test_bullmq_worker_command(redis_url, prefix, tmp_path):
+@pytest.mark.parametrize("how", [["-c", "2"], ["--processes", "2"]], ids=["threads", "processes"])
+def test_bullmq_worker_command(redis_url, prefix, tmp_path, how):
     (tmp_path / "dj_tasks.py").write_text(
         textwrap.dedent("""
         def welcome(job):
+            if job.data["to"] == "nobody":
+                raise LookupError("no such mailbox")
             return "sent to " + job.data["to"]
     """)
     )
@@ -202,13 +205,15 @@ def test_bullmq_worker_command(redis_url, prefix, tmp_path):
         textwrap.dedent(f"""
         import django
         from django.conf import settings
-        settings.configure(
-            INSTALLED_APPS=["bullmq_sync.contrib.django"],
-            BULLMQ={{"URL": {redis_url!r}, "PREFIX": {prefix!r}}},
-        )
-        django.setup()
-        from django.core.management import call_command
-        call_command("bullmq_worker", "dj_tasks:welcome", "--queue", "emails", "-c", "2")
+
+        if __name__ == "__main__":  # as manage.py: child processes (spawn) import this module
+            settings.configure(
+                INSTALLED_APPS=["bullmq_sync.contrib.django"],
+                BULLMQ={{"URL": {redis_url!r}, "PREFIX": {prefix!r}}},
+            )
+            django.setup()
+            from django.core.management import call_command
+            call_command("bullmq_worker", "dj_tasks:welcome", "--queue", "emails", *{how!r})
     """)
     )
     proc = subprocess.Popen(
@@ -228,12 +233,21 @@ def test_bullmq_worker_command(redis_url, prefix, tmp_path):
                 time.sleep(0.1)
             job = queue.get_job(job_id)
             assert job is not None and job.return_value == "sent to c@example.com"
+            bad = queue.add("welcome", {"to": "nobody"})
+            while str(queue.get_job_state(bad.id)) != "failed" and time.monotonic() < deadline:
+                time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
-    assert "worker stopped after 1 job(s)" in stdout
+    assert "worker stopped after 2 job(s)" in stdout
+    # Each job is logged by the command (LOGGING routes bullmq_sync nowhere here).
+    completed = [line for line in stderr.splitlines() if "job.completed" in line]
+    failed = [line for line in stderr.splitlines() if "job.failed" in line]
+    assert len(completed) == 1 and len(failed) == 1, stderr
+    assert "LookupError" in failed[0] and "no such mailbox" in failed[0]
+    assert "nobody" not in stderr  # job data is never logged
 
 
 class EnqueueOnCommitTestCase(TestCase):

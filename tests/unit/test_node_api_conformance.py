@@ -20,7 +20,9 @@ import pytest
 from dts import Declarations
 
 import bullmq_sync
-from bullmq_sync import flow, node_args, options, schedulers, worker
+from bullmq_sync import flow, node_args, options, schedulers
+from bullmq_sync.worker_parts import emitter
+from bullmq_sync.worker_parts import settings as worker_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = ROOT / "tests" / "interop" / "node_modules" / "bullmq" / "dist" / "esm"
@@ -45,11 +47,13 @@ def _options_mapped() -> dict[str, set[str]]:
         "QueueOptions": shape("Queue"),
         "QueueEventsOptions": shape("QueueEvents"),
         "FlowProducerOptions": shape("FlowProducer"),
-        "WorkerOptions": set(worker._OPTION_NAMES) | {"settings"},
+        "WorkerOptions": set(worker_settings.OPTION_NAMES)
+        | set(worker_settings.ACCEPTED_AS_IS)
+        | {"settings"},
         "JobsOptions": set(options.SUPPORTED_OPTIONS),
         "RepeatOptions": {k for k in schedulers.REPEAT_KEYS if "_" not in k},
         "ObliterateOpts": shape("Queue.obliterate"),
-        "WorkerListener": set(worker._EVENTS),
+        "WorkerListener": set(emitter.EVENTS),
         "FlowJob": {k for k in flow._NODE_FIELDS if "_" not in k},
     }
 
