@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import log, node_args
+from . import flow_introspection, log, node_args
 from .connection import OUTCOME_TTL_MS, Connection
 from .errors import ClientClosed, ConfigurationError, InvalidArgument, job_error
 from .job import Job
@@ -284,8 +284,6 @@ class FlowProducer:
         10 and up to 20 children of each kind per parent by default. A child whose job no
         longer exists is left out (Node puts ``undefined`` in its place).
         """
-        from . import flow_introspection
-
         if self._closed:
             raise ClientClosed(f"{self!r} is closed")
         if opts is not None and not isinstance(opts, Mapping):
@@ -301,8 +299,6 @@ class FlowProducer:
         self, prefix: str, queue_name: str, job_id: str, depth: int, most: int
     ) -> JobNode | None:
         """One job of ``get_flow``'s tree and its children, ``depth`` levels deep."""
-        from . import flow_introspection
-
         queue = self._queue(queue_name, prefix)
         job = Job.from_id(queue, job_id)
         if job is None:

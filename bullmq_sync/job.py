@@ -14,9 +14,12 @@ from . import (
     flow_retry,
     getters,
     job_ops,
+    manual,
     node_args,
+    schedulers,
     telemetry,
     waiting,
+    worker_steps,
 )
 from .context import pairs
 from .errors import BullMQSyncError, InvalidArgument
@@ -25,6 +28,7 @@ from .options import PreparedJob, decode_stored_opts
 from .states import JobState
 
 if TYPE_CHECKING:
+    from .context import StoredJob
     from .producer import Added
     from .queue import Queue
     from .worker import Worker  # manual processing
@@ -362,21 +366,15 @@ class Job:
 
     def move_to_delayed(self, timestamp: int | float, token: str | None = None) -> None:
         """Move this active job to delayed until ``timestamp`` ms; then raise DelayedError."""
-        from . import worker_steps
-
-        worker_steps.move_to_delayed(self, timestamp, token)
+        self.delay = worker_steps.move_to_delayed(self.queue, self.id, timestamp, token)
 
     def move_to_waiting_children(self, token: str | None = None, child: Any = None) -> bool:
         """Park this active job until its children finish; False when none is pending."""
-        from . import worker_steps
-
-        return worker_steps.move_to_waiting_children(self, token, child)
+        return worker_steps.move_to_waiting_children(self.queue, self.id, token, child)
 
     def move_to_wait(self, token: str | None = None) -> int:
         """Put this active job back to waiting (no attempt counted); then raise WaitingError."""
-        from . import worker_steps
-
-        return worker_steps.move_to_wait(self, token)
+        return worker_steps.move_to_wait(self.queue, self.id, token, priority=self.priority)
 
     def moveToWaitingChildren(  # noqa: N802
         self, token: str | None = None, opts: Mapping[str, Any] | None = None
@@ -496,23 +494,67 @@ class Job:
         self, return_value: Any = None, token: str | None = None, fetch_next: bool = False
     ) -> Job | None:
         """Complete this active job; with ``fetch_next`` returns the next job (same token)."""
-        from . import manual
-
-        return manual.move_to_completed(self, return_value, token, fetch_next)
+        moved = manual.complete(
+            self.queue, self, return_value, token, fetch_next, self._settings(), self._worker_id()
+        )
+        self.return_value = return_value
+        return self._moved(moved)
 
     def move_to_failed(
         self, error: BaseException | str, token: str | None = None, fetch_next: bool = False
     ) -> Job | None:
         """Fail this attempt: retried (with backoff) while attempts remain, else failed."""
-        from . import manual
-
-        return manual.move_to_failed(self, error, token, fetch_next)
+        moved = manual.fail(
+            self.queue, self, error, token, fetch_next, self._settings(), self._worker_id()
+        )
+        return self._moved(moved)
 
     def extend_lock(self, token: str, duration: int) -> None:
         """Keep the lock taken with ``token`` for ``duration`` more ms (manual processing)."""
-        from . import manual
+        manual.extend_lock(self.queue, self.id, token, duration)
 
-        manual.extend_lock(self, token, duration)
+    def _settings(self) -> manual.Settings:
+        return manual.Settings() if self.worker is None else self.worker.manual_settings()
+
+    def _worker_id(self) -> str | None:
+        return None if self.worker is None else self.worker.id
+
+    def _moved(self, moved: manual.Moved) -> Job | None:
+        """Take on what a finishing move did; the next job when one was taken with it."""
+        self.attempts_made += 1
+        if moved.to_state in ("completed", "failed"):
+            self.finished_on = moved.at
+        if moved.failed_reason is not None:
+            self.failed_reason = moved.failed_reason
+        if moved.stacktrace is not None:
+            self.stacktrace = moved.stacktrace
+        if moved.delay is not None:
+            self.delay = moved.delay
+        return Job.from_fetch(self.queue, moved.next, moved.token, self.worker)
+
+    @classmethod
+    def from_fetch(
+        cls, queue: Queue, fetched: StoredJob | None, token: str, worker: Worker | None
+    ) -> Job | None:
+        """The job a fetch handed over, locked with ``token`` (None for none). A job
+        scheduler's next iteration is created now, as BullMQ's worker does: an error there
+        goes to the worker's ``error`` listeners (raised without a worker), and the job is
+        still handed over; then the worker emits ``active``."""
+        if fetched is None:
+            return None
+        job = cls.from_hash(queue, fetched.id, fetched.fields)
+        job.worker = worker
+        job.token = token
+        if job.repeat_job_key:
+            try:
+                schedulers.after_fetch(queue, job.id, job.raw)
+            except Exception as exc:  # reported; the job is still handed over
+                if worker is None:
+                    raise
+                worker._events.error(exc)
+        if worker is not None:
+            worker._events.emit("active", job)
+        return job
 
     def moveToCompleted(  # noqa: N802 - BullMQ's name; Node's default fetchNext is true
         self, returnValue: Any = None, token: str | None = None, fetchNext: bool = True  # noqa: N803

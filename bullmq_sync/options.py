@@ -441,3 +441,30 @@ def deduplication_spec(value: object) -> dict[str, object]:
     if "id" not in spec:
         raise _InvalidArgument("deduplication id must be provided")
     return spec
+
+
+def keep_policy(value: Any) -> tuple[str, str, str]:
+    """A removeOnComplete / removeOnFail value as (count, age, limit) script arguments.
+
+    True -> delete at once (count 0); False / None -> keep all; n -> keep the newest n;
+    ``{"count": n, "age": seconds, "limit": m}`` as BullMQ's KeepJobs.
+    """
+    if value is None or value is False:
+        return ("", "", "")
+    if value is True:
+        return ("0", "", "")
+    if isinstance(value, (int, float)):
+        return (str(int(value)), "", "")
+    if isinstance(value, _Mapping):
+        unknown = set(value) - {"count", "age", "limit"}
+        if unknown:
+            raise _InvalidArgument(
+                f"unsupported keep-jobs key(s) {sorted(unknown)}; accepted: count, age, limit"
+            )
+        count, age, limit = value.get("count"), value.get("age"), value.get("limit")
+        return (
+            "" if count is None else str(int(count)),
+            "" if age is None else str(age),
+            "" if limit is None else str(int(limit)),
+        )
+    raise _InvalidArgument(f"a keep policy must be a bool, a number or a dict, got {value!r}")

@@ -26,7 +26,6 @@ from .options import encode_stored_opts, normalize_job_options, prepare_job
 
 if TYPE_CHECKING:
     from .context import QueueContext
-    from .job import Job
 
 UPSERT_COMMAND = "addJobScheduler"
 
@@ -170,16 +169,17 @@ def _iteration_opts(
     return opts
 
 
-def after_fetch(queue: QueueContext, job: Job) -> str | None:
-    """Create the next iteration when ``job`` belongs to a job scheduler; its id, or None.
+def after_fetch(queue: QueueContext, job_id: str, fields: Mapping[str, str]) -> str | None:
+    """Create the next iteration when the job just fetched (its id and hash ``fields``)
+    belongs to a job scheduler; the new iteration's id, or None.
 
     Called by the worker right after fetching a job, like BullMQ's worker does. One script
     call with an outcome key, so a call retried after a lost reply creates nothing twice.
     """
-    scheduler_id = job.repeat_job_key
+    scheduler_id = fields.get("rjk")
     if not scheduler_id:
         return None
-    stored = json.loads(job.raw.get("opts") or "{}")
+    stored = json.loads(fields.get("opts") or "{}")
     if not isinstance(stored, dict):
         stored = {}
     repeat = stored.get("repeat") if isinstance(stored.get("repeat"), dict) else {}
@@ -218,7 +218,7 @@ def after_fetch(queue: QueueContext, job: Job) -> str | None:
             keys.base,
             OUTCOME_TTL_MS,
             scheduler_id,
-            job.id,
+            job_id,
             "" if next_ms is None else next_ms,
             json.dumps(opts, separators=(",", ":")),
             now,

@@ -21,11 +21,13 @@ from types import FrameType
 from typing import Any
 
 from . import log, worker_steps
+from .attempt_calls import Settings
 from .backoff import BackoffStrategy
 from .connection import Connection
 from .errors import InvalidArgument, RateLimitError, UnrecoverableError
 from .job import Job
 from .queue import ConnectionLike, Queue
+from .worker_parts import manual_fetch
 from .worker_parts.emitter import Emitter
 from .worker_parts.fetcher import MAX_BLOCK_SECONDS, Fetcher
 from .worker_parts.finisher import Finisher
@@ -490,15 +492,18 @@ class Worker:
     isRunning = is_running
     rateLimit = rate_limit
 
-    # -- manual processing (manual.py) -------------------------------------------------------
+    # -- manual processing (manual.py, worker_parts/manual_fetch.py) ---------------------
 
     def get_next_job(self, token: str, block: bool | Mapping[str, Any] = True) -> Job | None:
         """Take the next job locked with ``token`` (BullMQ's getNextJob; no processor).
 
         With ``block`` (or ``{"block": True}``) wait up to ``drain_delay`` s for one.
         """
-        from . import manual
-
-        return manual.get_next_job(self, token, block)
+        return manual_fetch.get_next_job(self, token, block)
 
     getNextJob = get_next_job
+
+    def manual_settings(self) -> Settings:
+        """The options a job taken by hand is finished with (lock, limiter, keep, metrics,
+        backoff), as Node's job reads them from its worker."""
+        return self._finisher.calls

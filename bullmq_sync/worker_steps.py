@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import log
+from .attempt_calls import delay_call
+from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument, job_error
-from .job import OUTCOME_TTL_MS
 
 if TYPE_CHECKING:
-    from .job import Job
-    from .queue import Queue
+    from .context import QueueContext
 
 MAX_SAFE_INTEGER = 9007199254740991
 """What BullMQ writes into the limiter key to force a manual rate limit."""
@@ -42,10 +42,11 @@ def _token(token: object) -> str:
     return token
 
 
-def _refuse(job: Job, code: int, command: str) -> None:
-    error = job_error(code, queue=job.queue.name, job_id=job.id, command=command, state="active")
+def refuse_active(queue: QueueContext, job_id: str, code: int, command: str) -> None:
+    """Raise (and log) the error of a BullMQ code answered by a move of an active job."""
+    error = job_error(code, queue=queue.name, job_id=job_id, command=command, state="active")
     log.refused(
-        f"job.{command}_refused", queue=job.queue.name, job_id=job.id, code=code, error=str(error)
+        f"job.{command}_refused", queue=queue.name, job_id=job_id, code=code, error=str(error)
     )
     raise error
 
@@ -59,50 +60,30 @@ def _ms(name: str, value: object) -> int:
 # -- moves a processor makes --------------------------------------------------------------
 
 
-def delay_keys(queue: Queue, job_id: str) -> tuple[str, ...]:
-    """The KEYS of lua/delayActiveJob.lua (a backoff, or a processor's own move) for a job."""
-    keys = queue.keys
-    return (
-        keys.marker,
-        keys.active,
-        keys.prioritized,
-        keys.delayed,
-        keys.job(job_id),
-        keys.events,
-        keys.meta,
-        keys.stalled,
-        keys.wait,
-        keys.limiter,
-        keys.pc,
-        keys.op(queue.next_token()),
-    )
-
-
-def move_to_delayed(job: Job, timestamp: int | float, token: str | None = None) -> None:
-    """Move an active job to delayed until ``timestamp`` (epoch ms), no attempt counted."""
+def move_to_delayed(
+    queue: QueueContext, job_id: str, timestamp: int | float, token: str | None = None
+) -> int:
+    """Move an active job to delayed until ``timestamp`` (epoch ms), no attempt counted;
+    returns the delay stored (ms from now)."""
     due = _ms("timestamp", timestamp)
     lock = _token(token)
-    queue = job.queue
-    keys = queue.keys
     now = _now()
     delay = max(due - now, 0)
     reply = queue.connection.run_script(
-        "delayActiveJob",
-        delay_keys(queue, job.id),
-        (keys.base, now, job.id, lock, delay, "", "", "0", 0, "", "", "", OUTCOME_TTL_MS, "1"),
+        "delayActiveJob", *delay_call(queue, job_id, lock, delay, skip_attempt=True, now=now)
     )
     if isinstance(reply, int) and reply < 0:
-        _refuse(job, reply, "moveToDelayed")
-    job.delay = delay
+        refuse_active(queue, job_id, reply, "moveToDelayed")
     log.transition(
         "job.delayed",
         queue=queue.name,
-        job_id=job.id,
+        job_id=job_id,
         from_state="active",
         to_state="delayed",
         delay_ms=delay,
         manual=True,
     )
+    return delay
 
 
 def _child_key(child: Any) -> str:
@@ -121,7 +102,9 @@ def _child_key(child: Any) -> str:
     )
 
 
-def move_to_waiting_children(job: Job, token: str | None = None, child: Any = None) -> bool:
+def move_to_waiting_children(
+    queue: QueueContext, job_id: str, token: str | None = None, child: Any = None
+) -> bool:
     """Park an active job in waiting-children; False (job untouched) when nothing is pending.
 
     ``child`` (a Job, a job key, or BullMQ's ``{"id", "queue"}``) waits for that child only.
@@ -131,41 +114,42 @@ def move_to_waiting_children(job: Job, token: str | None = None, child: Any = No
         child = child["child"]
     child_key = _child_key(child)
     lock = _token(token)
-    queue = job.queue
     keys = queue.keys
     reply = queue.connection.run_script(
         "awaitChildren",
         (
             keys.active,
             keys.waiting_children,
-            keys.job(job.id),
-            keys.job_sub(job.id, "dependencies"),
-            keys.job_sub(job.id, "unsuccessful"),
+            keys.job(job_id),
+            keys.job_sub(job_id, "dependencies"),
+            keys.job_sub(job_id, "unsuccessful"),
             keys.stalled,
             keys.events,
             keys.op(queue.next_token()),
         ),
-        (lock, child_key, _now(), job.id, OUTCOME_TTL_MS),
+        (lock, child_key, _now(), job_id, OUTCOME_TTL_MS),
     )
     code = int(reply)
     if code < 0:
-        _refuse(job, code, "moveToWaitingChildren")
+        refuse_active(queue, job_id, code, "moveToWaitingChildren")
     if code == 1:
         return False
     log.transition(
         "job.waiting_children",
         queue=queue.name,
-        job_id=job.id,
+        job_id=job_id,
         from_state="active",
         to_state="waiting-children",
     )
     return True
 
 
-def move_to_wait(job: Job, token: str | None = None) -> int:
-    """Put an active job back to waiting (no attempt counted); returns the limiter's TTL ms."""
+def move_to_wait(
+    queue: QueueContext, job_id: str, token: str | None = None, *, priority: int = 0
+) -> int:
+    """Put an active job back to waiting (no attempt counted); returns the limiter's TTL ms.
+    ``priority`` (the job's) only names the state it lands in, in the log."""
     lock = _token(token)
-    queue = job.queue
     keys = queue.keys
     reply = queue.connection.run_script(
         "returnToWait",
@@ -178,20 +162,20 @@ def move_to_wait(job: Job, token: str | None = None) -> int:
             keys.prioritized,
             keys.marker,
             keys.events,
-            keys.job(job.id),
+            keys.job(job_id),
             keys.op(queue.next_token()),
         ),
-        (job.id, lock, OUTCOME_TTL_MS),
+        (job_id, lock, OUTCOME_TTL_MS),
     )
     ttl = int(reply)
     if ttl < 0:
-        _refuse(job, ttl, "moveJobFromActiveToWait")
+        refuse_active(queue, job_id, ttl, "moveJobFromActiveToWait")
     log.transition(
         "job.waiting",
         queue=queue.name,
-        job_id=job.id,
+        job_id=job_id,
         from_state="active",
-        to_state="prioritized" if job.priority > 0 else "waiting",
+        to_state="prioritized" if priority > 0 else "waiting",
         rate_limit_ttl_ms=ttl,
     )
     return ttl
@@ -200,7 +184,7 @@ def move_to_wait(job: Job, token: str | None = None) -> int:
 # -- rate limits ----------------------------------------------------------------------------
 
 
-def rate_limit(queue: Queue, expire_ms: int) -> None:
+def rate_limit(queue: QueueContext, expire_ms: int) -> None:
     """Rate-limit the whole queue for ``expire_ms`` ms (BullMQ's ``rateLimit``)."""
     if isinstance(expire_ms, bool) or not isinstance(expire_ms, int) or expire_ms <= 0:
         raise InvalidArgument(f"expire_ms must be a positive integer, got {expire_ms!r}")
@@ -208,7 +192,7 @@ def rate_limit(queue: Queue, expire_ms: int) -> None:
     log.event("queue.rate_limited", queue=queue.name, expire_ms=expire_ms)
 
 
-def rate_limit_ttl(queue: Queue, max_jobs: int | None = None) -> int:
+def rate_limit_ttl(queue: QueueContext, max_jobs: int | None = None) -> int:
     """BullMQ's ``getRateLimitTtl``: ms the queue stays limited (0 none; -2 no limiter key)."""
     if max_jobs is not None and (
         isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 0
@@ -236,7 +220,7 @@ def max_data_points(metrics: Any) -> str:
     return str(points)
 
 
-def get_metrics(queue: Queue, kind: str, start: int = 0, end: int = -1) -> dict[str, Any]:
+def get_metrics(queue: QueueContext, kind: str, start: int = 0, end: int = -1) -> dict[str, Any]:
     """BullMQ's ``getMetrics``: {"meta": {count, prevTS, prevCount}, "data": [...], "count"}."""
     if kind not in METRIC_KINDS:
         raise InvalidArgument(f"metrics type must be 'completed' or 'failed', got {kind!r}")

@@ -7,10 +7,10 @@ on a dedicated connection, so Node producers wake it and our retries wake Node w
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..attempt_calls import Settings, fetch_call, fetched, limiter_args, now_ms
 from ..connection import BlockingReader
 from ..errors import BullMQSyncError
 from ..workers_list import worker_client_name
@@ -23,16 +23,6 @@ if TYPE_CHECKING:
 
 MAX_BLOCK_SECONDS = 10.0
 """Redis-side ceiling of one BZPOPMIN wait, as BullMQ's ``maximumBlockTimeout``."""
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def pairs(flat: Any) -> dict[str, str]:
-    if isinstance(flat, dict):
-        return flat
-    return dict(zip(flat[::2], flat[1::2], strict=False))
 
 
 class Fetcher:
@@ -62,10 +52,11 @@ class Fetcher:
         self._closing = closing
         self._paused = paused
         self._make_job = make_job
-        limits = limiter or {}
-        self.limit_max = str(limits["max"]) if limits.get("max") is not None else ""
-        self.limit_window = str(limits["duration"]) if limits.get("duration") is not None else ""
-        self.lock_duration = lock_duration
+        limit_max, limit_window = limiter_args(limiter)
+        self.calls = Settings(
+            lock_ms=lock_duration, limit_max=limit_max, limit_window=limit_window, name=name or ""
+        )
+        """What the attempt scripts read of this worker (the finisher adds its own)."""
         self.name = name or ""
         self._drain_delay = drain_delay
         self._max_limit_delay = maximum_rate_limit_delay
@@ -79,18 +70,6 @@ class Fetcher:
         self._limit_until = 0.0
         self._drained = False
         self._drained_lock = threading.Lock()
-        keys = queue.keys
-        self._fetch_keys = (
-            keys.wait,
-            keys.active,
-            keys.prioritized,
-            keys.events,
-            keys.limiter,
-            keys.delayed,
-            keys.meta,
-            keys.pc,
-            keys.marker,
-        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -162,9 +141,8 @@ class Fetcher:
         self._emitter.emit("drained")
 
     def job_from_reply(self, reply: Any) -> Job | None:
-        if isinstance(reply, list) and reply and isinstance(reply[0], list):
-            return self._make_job(str(reply[1]), pairs(reply[0]))
-        return None
+        job = fetched(reply)
+        return None if job is None else self._make_job(*job)
 
     # -- fetching ------------------------------------------------------------------------------
 
@@ -188,19 +166,7 @@ class Fetcher:
 
     def fetch_once(self, token: str) -> Any:
         """One ``fetchJob`` call with ``token`` (the raw reply)."""
-        return self._connection.run_script(
-            "fetchJob",
-            self._fetch_keys,
-            (
-                self._queue.keys.base,
-                now_ms(),
-                token,
-                self.lock_duration,
-                self.limit_max,
-                self.limit_window,
-                self.name,
-            ),
-        )
+        return self._connection.run_script("fetchJob", *fetch_call(self._queue, token, self.calls))
 
     def _fetch_or_block(self) -> tuple[Job, str] | None:
         while not self._closing.is_set():

@@ -8,6 +8,7 @@ tracebacks (``stackTraceLimit`` honoured); attempts and backoff decide between
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -16,11 +17,9 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from .. import log, worker_steps
+from ..attempt_calls import Settings, delay_call, finish_call, retry_call
 from ..backoff import retry_delay
 from ..errors import UnrecoverableError, job_error
-from ..job import OUTCOME_TTL_MS
-from .fetcher import now_ms
-from .settings import keep_policy
 
 MAX_LOGGED_MESSAGE = 500
 """Longest error message a failure log carries (the full one is in ``failedReason``)."""
@@ -53,7 +52,15 @@ class Finisher:
         self._fetcher = fetcher
         self._settings = settings
         self._worker_id = worker_id
-        self._max_metrics = worker_steps.max_data_points(settings.metrics)
+        self.calls: Settings = dataclasses.replace(
+            fetcher.calls,
+            remove_on_complete=settings.remove_on_complete,
+            remove_on_fail=settings.remove_on_fail,
+            max_metrics=worker_steps.max_data_points(settings.metrics),
+            backoff_strategy=settings.backoff_strategy,
+            max_started_attempts=settings.max_started_attempts,
+        )
+        """Every worker option the attempt scripts read (manual processing uses them too)."""
         self._count_lock = threading.Lock()
         self.processed = 0
         """Jobs finished (completed or failed for good)."""
@@ -76,59 +83,6 @@ class Finisher:
         self._emitter.emit("completed", job, result)
         return self._next_from(reply, token, fetch_next)
 
-    def _finish_args(
-        self, job: Job, token: str, target: str, value: str, stack: str, fetch_next: bool
-    ) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-        keys = self._queue.keys
-        settings = self._settings
-        option = "removeOnComplete" if target == "completed" else "removeOnFail"
-        policy = job.opts.get(option)
-        if policy is None:
-            policy = (
-                settings.remove_on_complete if target == "completed" else settings.remove_on_fail
-            )
-        count, age, limit = keep_policy(policy)
-        attempts = job.opts.get("attempts") or 0
-        fetcher = self._fetcher
-        return (
-            (
-                keys.wait,
-                keys.active,
-                keys.prioritized,
-                keys.events,
-                keys.stalled,
-                keys.limiter,
-                keys.delayed,
-                keys.meta,
-                keys.pc,
-                keys.state(target),
-                keys.job(job.id),
-                keys.marker,
-                keys.op(self._queue.next_token()),
-            )
-            + ((keys.metrics(target),) if self._max_metrics else ()),
-            (
-                job.id,
-                now_ms(),
-                target,
-                value,
-                keys.base,
-                token,
-                count,
-                age,
-                limit,
-                int(attempts),
-                stack,
-                "1" if fetch_next else "0",
-                fetcher.lock_duration,
-                fetcher.limit_max,
-                fetcher.limit_window,
-                fetcher.name,
-                OUTCOME_TTL_MS,
-            )
-            + ((self._max_metrics,) if self._max_metrics else ()),
-        )
-
     def _finish(
         self,
         job: Job,
@@ -140,7 +94,9 @@ class Finisher:
         error: BaseException | None = None,
     ) -> Any:
         """One finishJob call; on success the job's fields are updated and the move logged."""
-        keys, args = self._finish_args(job, token, target, value, stack, fetch_next)
+        keys, args = finish_call(
+            self._queue, job.id, job.opts, token, target, value, stack, fetch_next, self.calls
+        )
         reply = self._connection.run_script("finishJob", keys, args)
         if isinstance(reply, int) and reply < 0:
             return reply
@@ -251,27 +207,17 @@ class Finisher:
         delay: int,
         fetch_next: bool,
     ) -> tuple[Job, str] | None:
-        keys = self._queue.keys
-        fetcher = self._fetcher
-        reply = self._connection.run_script(
-            "delayActiveJob",
-            worker_steps.delay_keys(self._queue, job.id),
-            (
-                keys.base,
-                now_ms(),
-                job.id,
-                token,
-                delay,
-                str(error),
-                stack_json,
-                "1" if fetch_next else "0",
-                fetcher.lock_duration,
-                fetcher.limit_max,
-                fetcher.limit_window,
-                fetcher.name,
-                OUTCOME_TTL_MS,
-            ),
+        keys, args = delay_call(
+            self._queue,
+            job.id,
+            token,
+            delay,
+            reason=str(error),
+            stack=stack_json,
+            fetch_next=fetch_next,
+            s=self.calls,
         )
+        reply = self._connection.run_script("delayActiveJob", keys, args)
         if isinstance(reply, int) and reply < 0:
             self.refused(job, reply, "moveToDelayed")
             return None
@@ -281,33 +227,8 @@ class Finisher:
         return self._next_from(reply, token, fetch_next)
 
     def _retry_now(self, job: Job, token: str, error: BaseException, stack_json: str) -> None:
-        keys = self._queue.keys
-        reply = self._connection.run_script(
-            "retryActiveJob",
-            (
-                keys.active,
-                keys.wait,
-                keys.meta,
-                keys.job(job.id),
-                keys.events,
-                keys.delayed,
-                keys.prioritized,
-                keys.pc,
-                keys.marker,
-                keys.stalled,
-                keys.op(self._queue.next_token()),
-            ),
-            (
-                keys.base,
-                now_ms(),
-                "1" if job.lifo else "0",
-                job.id,
-                token,
-                str(error),
-                stack_json,
-                OUTCOME_TTL_MS,
-            ),
-        )
+        keys, args = retry_call(self._queue, job.id, token, job.lifo, str(error), stack_json)
+        reply = self._connection.run_script("retryActiveJob", keys, args)
         if isinstance(reply, int):
             self.refused(job, reply, "retryJob")
             return

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..backoff import BackoffStrategy
 from ..errors import InvalidArgument
+from ..options import keep_policy as keep_policy
 
 OPTION_NAMES = {
     "connection": "connection",
@@ -94,33 +95,6 @@ class WorkerSettings:
     def renew_every_ms(self) -> int:
         """How often locks are renewed: ``lock_renew_time``, else half the lock duration."""
         return self.lock_renew_time or self.lock_duration // 2 or 1
-
-
-def keep_policy(value: Any) -> tuple[str, str, str]:
-    """A removeOnComplete / removeOnFail value as (count, age, limit) script arguments.
-
-    True -> delete at once (count 0); False / None -> keep all; n -> keep the newest n;
-    ``{"count": n, "age": seconds, "limit": m}`` as BullMQ's KeepJobs.
-    """
-    if value is None or value is False:
-        return ("", "", "")
-    if value is True:
-        return ("0", "", "")
-    if isinstance(value, (int, float)):
-        return (str(int(value)), "", "")
-    if isinstance(value, Mapping):
-        unknown = set(value) - {"count", "age", "limit"}
-        if unknown:
-            raise InvalidArgument(
-                f"unsupported keep-jobs key(s) {sorted(unknown)}; accepted: count, age, limit"
-            )
-        count, age, limit = value.get("count"), value.get("age"), value.get("limit")
-        return (
-            "" if count is None else str(int(count)),
-            "" if age is None else str(age),
-            "" if limit is None else str(int(limit)),
-        )
-    raise InvalidArgument(f"a keep policy must be a bool, a number or a dict, got {value!r}")
 
 
 def _accepted() -> str:

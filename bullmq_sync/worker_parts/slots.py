@@ -11,7 +11,7 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .. import log
+from .. import log, schedulers
 from ..errors import (
     RATE_LIMIT_MESSAGE,
     BullMQSyncError,
@@ -133,10 +133,8 @@ class Slots:
         """A fetched scheduler iteration: create the next one (errors reported, not raised)."""
         if not job.repeat_job_key:
             return
-        from .. import schedulers
-
         try:
-            schedulers.after_fetch(self._queue, job)
+            schedulers.after_fetch(self._queue, job.id, job.raw)
         except Exception as exc:  # noqa: BLE001 - as BullMQ: report, still process the job
             self._emitter.error(exc)
 
@@ -194,7 +192,7 @@ class Slots:
     def _requeue_limited(self, job: Job, token: str) -> None:
         """A processor raised RateLimitError: job back to wait, fetching pauses for the TTL."""
         try:
-            ttl = move_to_wait(job, token)
+            ttl = move_to_wait(job.queue, job.id, token, priority=job.priority)
         except BullMQSyncError as exc:
             self._emitter.error(exc)
             return

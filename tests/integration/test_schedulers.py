@@ -137,20 +137,20 @@ def test_our_worker_creates_each_next_iteration(
     assert stream[at + 2] == {"event": "delayed", "jobId": second, "delay": str(millis[1])}
 
 
-def fetch(queue: Queue, raw: Any, job_id: str) -> Job:
-    """Make a job active the way a fetch leaves it (for driving after_fetch directly)."""
+def fetch(queue: Queue, raw: Any, job_id: str) -> tuple[str, dict[str, str]]:
+    """A job's id and hash as a fetch hands them over (for driving after_fetch directly)."""
     job = Job.from_id(queue, job_id)
     assert job is not None
-    return job
+    return job.id, job.raw
 
 
 def test_limit_stops_the_schedule(queue: Queue, raw: Any, prefix: str) -> None:
     job = queue.upsert_job_scheduler("lim", {"every": 1000, "limit": 2})
     assert job is not None
-    second = after_fetch(queue, fetch(queue, raw, job.id))
+    second = after_fetch(queue, *fetch(queue, raw, job.id))
     assert second is not None and second.startswith("repeat:lim:")
     before = snapshot(raw, prefix)
-    assert after_fetch(queue, fetch(queue, raw, second)) is None  # count 3 > limit 2
+    assert after_fetch(queue, *fetch(queue, raw, second)) is None  # count 3 > limit 2
     assert snapshot(raw, prefix) == before
     assert raw.hget(f"{prefix}:q:repeat:lim", "ic") == "2"
 
@@ -163,17 +163,17 @@ def test_end_date_stops_the_schedule(queue: Queue, raw: Any, prefix: str) -> Non
     assert raw.hget(f"{prefix}:q:repeat:end", "endDate") == str(end)
     time.sleep(0.35)
     before = snapshot(raw, prefix)
-    assert after_fetch(queue, fetch(queue, raw, job.id)) is None
+    assert after_fetch(queue, *fetch(queue, raw, job.id)) is None
     assert snapshot(raw, prefix) == before
 
 
 def test_a_stale_iteration_creates_nothing(queue: Queue, raw: Any, prefix: str) -> None:
     job = queue.upsert_job_scheduler("ev", {"every": 1000})
     assert job is not None
-    nxt = after_fetch(queue, fetch(queue, raw, job.id))
+    nxt = after_fetch(queue, *fetch(queue, raw, job.id))
     assert nxt is not None
     before = snapshot(raw, prefix)
-    assert after_fetch(queue, fetch(queue, raw, job.id)) is None  # no longer the current one
+    assert after_fetch(queue, *fetch(queue, raw, job.id)) is None  # no longer the current one
     assert snapshot(raw, prefix) == before
 
 
@@ -182,9 +182,9 @@ def test_next_iteration_call_is_exactly_once(queue: Queue, raw: Any, prefix: str
     assert job is not None
     tokens = iter(["tok-a", "tok-a"])
     queue.next_token = lambda: next(tokens)  # type: ignore[method-assign]
-    first = after_fetch(queue, fetch(queue, raw, job.id))
+    first = after_fetch(queue, *fetch(queue, raw, job.id))
     state = snapshot(raw, prefix)
-    assert after_fetch(queue, fetch(queue, raw, job.id)) == first
+    assert after_fetch(queue, *fetch(queue, raw, job.id)) == first
     assert snapshot(raw, prefix) == state
 
 

@@ -222,12 +222,6 @@ def cycles(edges: list[Edge]) -> list[tuple[set[str], list[Edge]]]:
 # -- the package -----------------------------------------------------------------------------
 
 
-_WORKER_PENDING = pytest.mark.xfail(
-    strict=True, reason="manual and worker_steps still import job (until the worker rewrite lands)"
-)
-
-
-@_WORKER_PENDING
 def test_no_module_below_the_faces_imports_a_face_at_runtime() -> None:
     wrong = upward_imports(package_edges(PACKAGE_DIR))
     assert not wrong, (
@@ -237,7 +231,6 @@ def test_no_module_below_the_faces_imports_a_face_at_runtime() -> None:
     )
 
 
-@_WORKER_PENDING
 def test_the_import_graph_has_no_cycle() -> None:
     found = cycles(package_edges(PACKAGE_DIR))
     assert not found, "import cycles (function-level imports count):\n  " + "\n  ".join(
