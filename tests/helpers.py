@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,3 +21,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, step: float = 
 def events(raw: Any, prefix: str, queue: str = "q") -> list[dict[str, str]]:
     """Every entry of a queue's event stream, oldest first (fields only)."""
     return [fields for _, fields in raw.xrange(f"{prefix}:{queue}:events")]
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that must answer Ctrl-C: a test run started in the
+    background (a shell's ``cmd &``) ignores SIGINT, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

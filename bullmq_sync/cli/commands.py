@@ -322,7 +322,14 @@ def load_target(spec: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
-_CONSOLE_NOISE = ("elapsed_ms", "replayed", "reset_attempts_made", "reset_attempts_started")
+_CONSOLE_NOISE = (
+    "elapsed_ms",
+    "replayed",
+    "reset_attempts_made",
+    "reset_attempts_started",
+    "force",
+    "will_retry",
+)
 
 
 def compact_for_console(
@@ -356,10 +363,13 @@ def _level_padding_off() -> dict[str, Any]:
     return {"pad_level": False} if "pad_level" in parameters else {}
 
 
-def configure_console_logging(level: str, *, omit: tuple[str, ...] = ()) -> None:
+def configure_console_logging(
+    level: str, *, omit: tuple[str, ...] = (), width: int | None = None
+) -> None:
     """Console logging for the CLI process (an app may do this; the library never does).
 
-    ``omit``: fields left out of every line (the demo's single queue and worker)."""
+    ``omit``: fields left out of every line (the demo's single queue and worker); ``width``:
+    cut each line to that many characters (the demo fits a terminal)."""
     no_level_pad = _level_padding_off()
     import structlog
 
@@ -378,6 +388,7 @@ def configure_console_logging(level: str, *, omit: tuple[str, ...] = ()) -> None
             structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
             functools.partial(compact_for_console, omit=omit),
             structlog.dev.ConsoleRenderer(colors=colors, pad_event=14, **no_level_pad),
+            *([] if width is None else [lambda _, __, line: one_line(line, width)]),
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,

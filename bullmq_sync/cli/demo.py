@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import threading
 import time
@@ -61,7 +62,11 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code."""
     from ..worker import Worker
 
-    configure_console_logging(args.log_level, omit=("queue", "worker", "last_event_id"))
+    configure_console_logging(
+        args.log_level,
+        omit=("queue", "worker", "last_event_id"),
+        width=shutil.get_terminal_size((80, 24)).columns,
+    )
     with ExitStack() as stack:
         if args.url_given:
             url = args.url

@@ -93,7 +93,7 @@ def test_stalled_job_goes_to_the_front_of_wait(queue, raw, prefix):
     put_job(raw, prefix, "q", "stuck", state="active")
     raw.delete(f"{prefix}:q:stuck:lock")  # its worker died: the lock expired
     worker = Worker("q", lambda job: None, connection=queue.connection, prefix=prefix,
-                    stalled_interval=1, max_stalled_count=2)
+                    stalled_interval=1, max_stalled_count=2, autorun=False)  # checks only
     moved: list[str] = []
     deadline = time.monotonic() + 5
     while not moved and time.monotonic() < deadline:

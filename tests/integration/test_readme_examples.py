@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from helpers import default_sigint
 from jobfactory import put_job
 
 import bullmq_sync.connection
@@ -275,6 +276,7 @@ def run_block(code: str, url: str, tmp_path: Path) -> tuple[int, str, str, bool]
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     interrupted = False
     try:

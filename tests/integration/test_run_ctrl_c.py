@@ -10,6 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from helpers import default_sigint
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,6 +31,7 @@ def test_ctrl_c_in_plain_run_exits_cleanly(local_redis, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from helpers import default_sigint
 from jobfactory import put_job
 
 from bullmq_sync import Queue
@@ -259,6 +260,7 @@ def test_events_follow_until_ctrl_c(g, queue):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         # It reads from "now", whenever it gets there: keep adding until a line comes out.
