@@ -33,7 +33,12 @@ from .worker_parts.fetcher import MAX_BLOCK_SECONDS, Fetcher
 from .worker_parts.finisher import Finisher
 from .worker_parts.locks import LockKeeper
 from .worker_parts.runners import Runner, ThreadRunner
-from .worker_parts.settings import WorkerSettings, keep_policy, read_settings
+from .worker_parts.settings import (
+    WorkerSettings,
+    attempt_settings,
+    keep_policy,
+    read_settings,
+)
 from .worker_parts.signals import ActiveJob, CancelSignal, JobCancelled
 from .worker_parts.slots import STALLED_LIMIT_MESSAGE, Slots
 from .worker_parts.stalled import StalledChecker
@@ -189,14 +194,13 @@ class Worker:
         ):
             if callback is not None:
                 self._events.on(event, callback)
+        self._calls = attempt_settings(settings)
         self._fetcher = Fetcher(
             self.queue,
             conn,
             self._events,
+            self._calls,
             worker_id=self.id,
-            lock_duration=settings.lock_duration,
-            limiter=settings.limiter,
-            name=settings.name,
             drain_delay=self.drain_delay,
             maximum_rate_limit_delay=settings.maximum_rate_limit_delay,
             run_retry_delay=settings.run_retry_delay,
@@ -205,7 +209,7 @@ class Worker:
             make_job=self._make_job,
         )
         self._finisher = Finisher(
-            self.queue, conn, self._events, self._fetcher, settings, worker_id=self.id
+            self.queue, conn, self._events, self._fetcher, self._calls, worker_id=self.id
         )
         self._locks = LockKeeper(
             self.queue,
@@ -506,4 +510,4 @@ class Worker:
     def manual_settings(self) -> Settings:
         """The options a job taken by hand is finished with (lock, limiter, keep, metrics,
         backoff), as Node's job reads them from its worker."""
-        return self._finisher.calls
+        return self._calls

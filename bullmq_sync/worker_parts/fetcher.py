@@ -10,12 +10,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..attempt_calls import Settings, fetch_call, fetched, limiter_args, now_ms
+from ..attempt_calls import fetch_call, fetched, now_ms
 from ..connection import BlockingReader
 from ..errors import BullMQSyncError
 from ..workers_list import worker_client_name
 
 if TYPE_CHECKING:
+    from ..attempt_calls import Settings
     from ..connection import Connection
     from ..job import Job
     from ..queue import Queue
@@ -33,11 +34,9 @@ class Fetcher:
         queue: Queue,
         connection: Connection,
         emitter: Emitter,
+        calls: Settings,
         *,
         worker_id: str,
-        lock_duration: int,
-        limiter: Any,
-        name: str | None,
         drain_delay: float,
         maximum_rate_limit_delay: int,
         run_retry_delay: int,
@@ -52,12 +51,7 @@ class Fetcher:
         self._closing = closing
         self._paused = paused
         self._make_job = make_job
-        limit_max, limit_window = limiter_args(limiter)
-        self.calls = Settings(
-            lock_ms=lock_duration, limit_max=limit_max, limit_window=limit_window, name=name or ""
-        )
-        """What the attempt scripts read of this worker (the finisher adds its own)."""
-        self.name = name or ""
+        self._calls = calls
         self._drain_delay = drain_delay
         self._max_limit_delay = maximum_rate_limit_delay
         self._retry_delay = run_retry_delay / 1000
@@ -80,7 +74,7 @@ class Fetcher:
         return self._connection.blocking_reader(
             self._queue.keys.marker,
             socket_timeout=MAX_BLOCK_SECONDS + 5,
-            client_name=worker_client_name(self._queue.keys, self.name or None),
+            client_name=worker_client_name(self._queue.keys, self._calls.name or None),
         )
 
     def marker_reader(self) -> BlockingReader | None:
@@ -166,7 +160,7 @@ class Fetcher:
 
     def fetch_once(self, token: str) -> Any:
         """One ``fetchJob`` call with ``token`` (the raw reply)."""
-        return self._connection.run_script("fetchJob", *fetch_call(self._queue, token, self.calls))
+        return self._connection.run_script("fetchJob", *fetch_call(self._queue, token, self._calls))
 
     def _fetch_or_block(self) -> tuple[Job, str] | None:
         while not self._closing.is_set():

@@ -8,7 +8,6 @@ tracebacks (``stackTraceLimit`` honoured); attempts and backoff decide between
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -16,7 +15,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from .. import log, worker_steps
+from .. import log
 from ..attempt_calls import Settings, delay_call, finish_call, retry_call
 from ..backoff import retry_delay
 from ..errors import UnrecoverableError, job_error
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
     from ..queue import Queue
     from .emitter import Emitter
     from .fetcher import Fetcher
-    from .settings import WorkerSettings
 
 
 class Finisher:
@@ -42,7 +40,7 @@ class Finisher:
         connection: Connection,
         emitter: Emitter,
         fetcher: Fetcher,
-        settings: WorkerSettings,
+        calls: Settings,
         *,
         worker_id: str,
     ) -> None:
@@ -50,17 +48,8 @@ class Finisher:
         self._connection = connection
         self._emitter = emitter
         self._fetcher = fetcher
-        self._settings = settings
+        self._calls = calls
         self._worker_id = worker_id
-        self.calls: Settings = dataclasses.replace(
-            fetcher.calls,
-            remove_on_complete=settings.remove_on_complete,
-            remove_on_fail=settings.remove_on_fail,
-            max_metrics=worker_steps.max_data_points(settings.metrics),
-            backoff_strategy=settings.backoff_strategy,
-            max_started_attempts=settings.max_started_attempts,
-        )
-        """Every worker option the attempt scripts read (manual processing uses them too)."""
         self._count_lock = threading.Lock()
         self.processed = 0
         """Jobs finished (completed or failed for good)."""
@@ -95,7 +84,7 @@ class Finisher:
     ) -> Any:
         """One finishJob call; on success the job's fields are updated and the move logged."""
         keys, args = finish_call(
-            self._queue, job.id, job.opts, token, target, value, stack, fetch_next, self.calls
+            self._queue, job.id, job.opts, token, target, value, stack, fetch_next, self._calls
         )
         reply = self._connection.run_script("finishJob", keys, args)
         if isinstance(reply, int) and reply < 0:
@@ -167,12 +156,12 @@ class Finisher:
                 attempts=int(job.opts.get("attempts") or 0),
                 attempts_made=job.attempts_made,
                 attempts_started=job.attempts_started,
-                max_started_attempts=self._settings.max_started_attempts,
+                max_started_attempts=self._calls.max_started_attempts,
                 unrecoverable=isinstance(error, UnrecoverableError),
                 backoff=job.opts.get("backoff"),
                 error=error,
                 job=job,
-                strategy=self._settings.backoff_strategy,
+                strategy=self._calls.backoff_strategy,
             )
         except Exception as exc:  # noqa: BLE001 - a broken strategy fails the job for good
             self._emitter.error(exc)
@@ -215,7 +204,7 @@ class Finisher:
             reason=str(error),
             stack=stack_json,
             fetch_next=fetch_next,
-            s=self.calls,
+            s=self._calls,
         )
         reply = self._connection.run_script("delayActiveJob", keys, args)
         if isinstance(reply, int) and reply < 0:

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..attempt_calls import Settings, limiter_args
 from ..backoff import BackoffStrategy
 from ..errors import InvalidArgument
 from ..options import keep_policy as keep_policy
+from ..worker_steps import max_data_points
 
 OPTION_NAMES = {
     "connection": "connection",
@@ -196,3 +198,20 @@ def check(s: WorkerSettings) -> None:
         )
     keep_policy(s.remove_on_complete)
     keep_policy(s.remove_on_fail)
+
+
+def attempt_settings(s: WorkerSettings) -> Settings:
+    """What the attempt scripts read of a worker (fetch, finish, retry, delay; also for the
+    jobs it hands out by hand)."""
+    limit_max, limit_window = limiter_args(s.limiter)
+    return Settings(
+        lock_ms=s.lock_duration,
+        limit_max=limit_max,
+        limit_window=limit_window,
+        name=s.name or "",
+        remove_on_complete=s.remove_on_complete,
+        remove_on_fail=s.remove_on_fail,
+        max_metrics=max_data_points(s.metrics),
+        backoff_strategy=s.backoff_strategy,
+        max_started_attempts=s.max_started_attempts,
+    )
