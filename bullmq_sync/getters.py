@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +165,38 @@ def read_job(queue: QueueContext, job_id: str) -> dict[str, str] | None:
     """The fields of a job's hash, or None when the queue has no job with that id."""
     raw = queue.connection.execute("HGETALL", queue.keys.job(job_id))
     return pairs(raw) if raw else None
+
+
+def get_children_values(queue: QueueContext, job_id: str) -> dict[str, Any]:
+    """Return values of a parent's finished children, keyed by child job key (``:processed``)."""
+    raw = queue.connection.execute("HGETALL", queue.keys.job_sub(job_id, "processed"))
+    return {key: _json(value) for key, value in pairs(raw or {}).items()}
+
+
+def _json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def get_dependencies_count(queue: QueueContext, job_id: str) -> dict[str, int]:
+    """How many children of a parent are processed, unprocessed, failed and ignored."""
+    keys = queue.keys
+    processed, unprocessed, failed, ignored = queue.connection.pipeline(
+        [
+            ("HLEN", keys.job_sub(job_id, "processed")),
+            ("SCARD", keys.job_sub(job_id, "dependencies")),
+            ("ZCARD", keys.job_sub(job_id, "unsuccessful")),
+            ("HLEN", keys.job_sub(job_id, "failed")),
+        ]
+    )
+    return {
+        "processed": int(processed),
+        "unprocessed": int(unprocessed),
+        "failed": int(failed),
+        "ignored": int(ignored),
+    }
 
 
 # -- per-state counts, counts per priority, trimming events (BullMQ's queue-getters) -------

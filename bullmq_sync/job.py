@@ -21,7 +21,6 @@ from . import (
     waiting,
     worker_steps,
 )
-from .context import pairs
 from .errors import BullMQSyncError, InvalidArgument
 from .keys import validate_job_id
 from .options import PreparedJob, decode_stored_opts
@@ -333,30 +332,14 @@ class Job:
 
     def get_children_values(self) -> dict[str, Any]:
         """Return values of the finished children, keyed by child job key (``:processed``)."""
-        key = self.queue.keys.job_sub(self.id, "processed")
-        raw = self.queue.connection.execute("HGETALL", key)
-        return {key: _json(value) for key, value in pairs(raw or {}).items()}
+        return getters.get_children_values(self.queue, self.id)
 
     def get_dependencies_count(self, opts: Mapping[str, Any] | None = None) -> dict[str, int]:
         """How many children are processed, unprocessed, failed (fpof) and ignored (idof/cpof).
 
         Node's ``{"processed": True, ...}`` selects which counts to return (all when none)."""
         wanted = {k for k, v in node_args.parse("Job.getDependenciesCount", opts).items() if v}
-        keys = self.queue.keys
-        processed, unprocessed, failed, ignored = self.queue.connection.pipeline(
-            [
-                ("HLEN", keys.job_sub(self.id, "processed")),
-                ("SCARD", keys.job_sub(self.id, "dependencies")),
-                ("ZCARD", keys.job_sub(self.id, "unsuccessful")),
-                ("HLEN", keys.job_sub(self.id, "failed")),
-            ]
-        )
-        counts = {
-            "processed": int(processed),
-            "unprocessed": int(unprocessed),
-            "failed": int(failed),
-            "ignored": int(ignored),
-        }
+        counts = getters.get_dependencies_count(self.queue, self.id)
         return {k: v for k, v in counts.items() if k in wanted} if wanted else counts
 
     getChildrenValues = get_children_values
@@ -425,13 +408,7 @@ class Job:
 
     def clear_logs(self, keep_logs: int | None = None) -> None:
         """Delete this job's log rows, or keep only the newest ``keep_logs`` (Node's clearLogs)."""
-        key = self.queue.keys.job_sub(self.id, "logs")
-        if keep_logs:
-            if isinstance(keep_logs, bool) or not isinstance(keep_logs, int) or keep_logs < 0:
-                raise InvalidArgument(f"keep_logs must be a positive integer, got {keep_logs!r}")
-            self.queue.connection.execute("LTRIM", key, -keep_logs, -1)
-        else:
-            self.queue.connection.execute("DEL", key)
+        job_ops.clear_logs(self.queue, self.id, keep_logs)
 
     def _is(self, *states: JobState) -> bool:
         return self.get_state() in states

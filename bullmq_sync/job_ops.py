@@ -236,6 +236,17 @@ def remove(queue: QueueContext, job_id: str, remove_children: bool = True) -> bo
     return True
 
 
+def clear_logs(queue: QueueContext, job_id: str, keep_logs: int | None = None) -> None:
+    """Delete a job's log rows, or keep only the newest ``keep_logs`` (BullMQ's clearLogs)."""
+    key = queue.keys.job_sub(job_id, "logs")
+    if keep_logs:
+        if isinstance(keep_logs, bool) or not isinstance(keep_logs, int) or keep_logs < 0:
+            raise InvalidArgument(f"keep_logs must be a positive integer, got {keep_logs!r}")
+        queue.connection.execute("LTRIM", key, -keep_logs, -1)
+    else:
+        queue.connection.execute("DEL", key)
+
+
 # -- retry of a finished job (BullMQ's Job.retry; Queue.retry_jobs is in management) --------
 
 

@@ -307,3 +307,9 @@ def set_events_max_len(queue: QueueContext, max_len: int) -> None:
     """Store Node's ``streams.events.maxLen`` in the queue meta, as Node's Queue does."""
     queue.connection.execute("HSET", queue.keys.meta, EVENTS_MAX_LEN_FIELD, max_len)
     log.event("queue.events_max_len_set", queue=queue.name, max_len=max_len)
+
+
+def get_version(queue: QueueContext) -> str | None:
+    """The meta ``version`` field a Node BullMQ Queue writes, or None (we write none)."""
+    value = queue.connection.execute("HGET", queue.keys.meta, "version")
+    return None if value is None else str(value)

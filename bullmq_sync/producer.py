@@ -197,3 +197,21 @@ def _deduplicated_job(
         elapsed_ms=elapsed,
     )
     return Added(owner_id, job, refused_id, owner)
+
+
+def get_deduplication_job_id(queue: QueueContext, dedup_id: str) -> str | None:
+    """The id of the job that owns a deduplication id now, or None."""
+    owner = queue.connection.execute("GET", queue.keys.dedup(_dedup_id(dedup_id)))
+    return None if owner is None else str(owner)
+
+
+def remove_deduplication_key(queue: QueueContext, dedup_id: str) -> int:
+    """Forget a deduplication id so the next add with it is stored; 1 if a key went."""
+    return int(queue.connection.execute("DEL", queue.keys.dedup(_dedup_id(dedup_id))))
+
+
+def _dedup_id(dedup_id: object) -> str:
+    """A deduplication id as BullMQ keys it (a non-empty string), else ``InvalidArgument``."""
+    if not isinstance(dedup_id, str) or not dedup_id:
+        raise InvalidArgument(f"deduplication id must be a non-empty string, got {dedup_id!r}")
+    return dedup_id

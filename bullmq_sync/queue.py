@@ -368,12 +368,11 @@ class Queue:
 
     def get_deduplication_job_id(self, dedup_id: str) -> str | None:
         """The id of the job that owns a deduplication id now, or None."""
-        owner = self.connection.execute("GET", self.keys.dedup(_dedup_id(dedup_id)))
-        return None if owner is None else str(owner)
+        return producer.get_deduplication_job_id(self, dedup_id)
 
     def remove_deduplication_key(self, dedup_id: str) -> int:
         """Forget a deduplication id so the next add with it is stored; 1 if a key went."""
-        return int(self.connection.execute("DEL", self.keys.dedup(_dedup_id(dedup_id))))
+        return producer.remove_deduplication_key(self, dedup_id)
 
     getDeduplicationJobId = get_deduplication_job_id
     removeDeduplicationKey = remove_deduplication_key
@@ -460,12 +459,11 @@ class Queue:
 
     def remove_rate_limit_key(self) -> int:
         """Delete the rate limiter key (lifts a current rate limit); 1 if it existed."""
-        return int(self.connection.execute("DEL", self.keys.limiter))
+        return worker_steps.remove_rate_limit_key(self)
 
     def get_version(self) -> str | None:
         """The meta ``version`` field a Node BullMQ Queue writes, or None (we write none)."""
-        value = self.connection.execute("HGET", self.keys.meta, "version")
-        return None if value is None else str(value)
+        return management.get_version(self)
 
     def get_meta(self) -> dict[str, Any]:
         """The queue meta as BullMQ's ``getMeta`` returns it (``paused`` a bool)."""
@@ -568,10 +566,3 @@ class Queue:
     getQueueEvents = get_queue_events
     exportPrometheusMetrics = export_prometheus_metrics
     # -- end of counts, workers, events trimming and metrics export ------------------------
-
-
-def _dedup_id(dedup_id: object) -> str:
-    """A deduplication id as BullMQ keys it (a non-empty string), else ``InvalidArgument``."""
-    if not isinstance(dedup_id, str) or not dedup_id:
-        raise InvalidArgument(f"deduplication id must be a non-empty string, got {dedup_id!r}")
-    return dedup_id

@@ -7,7 +7,8 @@ can share one queue and one job can move between them across attempts.
 ``Worker`` is a thin face over its parts (``bullmq_sync.worker_parts``): settings, the event
 emitter, the fetcher, the slots, the finisher, the lock keeper, the stalled checker and the
 runner that calls the processor (in the slot's thread, or in a child process). Worker steps
-(a processor moving its own job, rate limits, metrics) live in ``worker_steps.py``.
+(a processor moving its own job, rate limits, metrics) live in ``worker_steps.py``; manual
+processing (``get_next_job``) in ``worker_parts/manual_fetch.py`` and ``manual.py``.
 """
 
 from __future__ import annotations

@@ -205,6 +205,11 @@ def rate_limit_ttl(queue: QueueContext, max_jobs: int | None = None) -> int:
     return int(reply)
 
 
+def remove_rate_limit_key(queue: QueueContext) -> int:
+    """Delete the rate limiter key (lifts a current rate limit); 1 if it existed."""
+    return int(queue.connection.execute("DEL", queue.keys.limiter))
+
+
 # -- metrics --------------------------------------------------------------------------------
 
 
