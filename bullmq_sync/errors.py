@@ -115,7 +115,8 @@ class FlowTooLarge(BullMQSyncError):
 
 
 class FlowSpansSlots(ConfigurationError):
-    """``retry_tree()`` refused on Redis Cluster: a job of the tree has another hash tag."""
+    """``retry_tree()`` or ``remove_unprocessed_children()`` refused on Redis Cluster: a job
+    of the flow has another hash tag (nothing was changed)."""
 
     def __init__(self, message: str, *, job_id: str, job_key: str) -> None:
         super().__init__(message)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from . import log
 from .connection import OUTCOME_TTL_MS
 from .context import pairs
-from .errors import InvalidArgument
+from .errors import FlowSpansSlots, InvalidArgument
+from .flow_retry import cluster_tag
 
 if TYPE_CHECKING:
     from .context import QueueContext
@@ -165,8 +166,16 @@ def remove_unprocessed_children(queue: QueueContext, parent_id: str) -> int:
     reply = queue.connection.run_script(
         "removeUnprocessedChildren",
         (parent_key, queue.keys.op(queue.next_token())),
-        (OUTCOME_TTL_MS,),
+        (OUTCOME_TTL_MS, cluster_tag(queue, parent_id)),
     )
+    if isinstance(reply, list):  # {-102, jobKey}: a child in another slot, nothing changed
+        raise FlowSpansSlots(
+            f"child {reply[1]} of job {parent_id} is outside the hash tag "
+            f"{queue.keys.hash_slot_tag()!r}: on Redis Cluster its pending children can only be "
+            "removed in one call when every queue of the flow shares one hash tag",
+            job_id=parent_id,
+            job_key=str(reply[1]),
+        )
     outcome = json.loads(reply)
     removed = outcome.get("removed") or []
     released = outcome.get("released") or []

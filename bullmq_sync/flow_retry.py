@@ -95,7 +95,8 @@ def retry_options(
     return values
 
 
-def _cluster_tag(queue: QueueContext, job_id: str) -> str:
+def cluster_tag(queue: QueueContext, job_id: str) -> str:
+    """The hash tag a script must find on every key of a flow on Redis Cluster; "" off it."""
     from .cluster import ClusterConnection
 
     if not isinstance(queue.connection, ClusterConnection):
@@ -116,7 +117,7 @@ def retry_tree(queue: QueueContext, job_id: str, values: dict[str, Any]) -> list
             "1" if values["reset_attempts_started"] else "0",
             values["max_jobs"],
             OUTCOME_TTL_MS,
-            _cluster_tag(queue, job_id),
+            cluster_tag(queue, job_id),
         ),
     )
     status = int(reply[0])

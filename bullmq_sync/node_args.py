@@ -132,7 +132,9 @@ class Shape:
                 )
             key = self.keys[name]
             if value is None:
-                continue
+                if key.check is not boolean:
+                    continue  # None is "not given", as undefined in Node
+                value = False  # Node's null for a flag is falsy, never "use the default"
             checked = key.check(f"{self.method} option {name!r}", value)
             if key.keyword is not None:
                 if key.keyword in out:

@@ -355,6 +355,9 @@ def prepare_job(
     if isinstance(size_limit, int) and size_limit and len(data_json.encode("utf-8")) > size_limit:
         raise _InvalidArgument(f"the size of job {name} exceeds the limit {size_limit} bytes")
 
+    for policy in _PARENT_POLICIES:
+        if merged.get(policy) is not None:
+            flag(policy, merged[policy])
     policies = [p for p in _PARENT_POLICIES if merged.get(p)]
     if len(policies) > 1:
         raise _InvalidArgument(f"these options cannot be used together: {', '.join(policies)}")
@@ -453,14 +456,12 @@ def keep_policy(value: Any) -> tuple[str, str, str]:
         return ("", "", "")
     if value is True:
         return ("0", "", "")
+    # Checked as a job's own keep option is: a fraction, a bool count or a negative age
+    # would otherwise delete finished jobs.
+    value = _keep_policy("removeOnComplete/removeOnFail", value)
     if isinstance(value, (int, float)):
         return (str(int(value)), "", "")
     if isinstance(value, _Mapping):
-        unknown = set(value) - {"count", "age", "limit"}
-        if unknown:
-            raise _InvalidArgument(
-                f"unsupported keep-jobs key(s) {sorted(unknown)}; accepted: count, age, limit"
-            )
         count, age, limit = value.get("count"), value.get("age"), value.get("limit")
         return (
             "" if count is None else str(int(count)),

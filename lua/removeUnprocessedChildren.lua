@@ -3,9 +3,11 @@
 
   KEYS[1] parent job hash   KEYS[2] outcome key of this call (see includes/callOutcome)
   ARGV[1] outcome ttl in ms
+  ARGV[2] the hash tag every child key must carry (Redis Cluster), "" for no check
 
   Returns a JSON text: {"removed": list of {jobKey, prev} pairs, "released": list of
-    parent keys}
+    parent keys}; or {-102, jobKey} when a pending child (at any depth) lives outside the
+    tag: checked by a read-only walk first, so nothing is changed then
     in the order things happened; a repeated call returns the first call's text with
     "replayed": true added.
   Effects, as BullMQ 6.7 removeUnprocessedChildren (removeJobWithChildren with
@@ -21,6 +23,7 @@
       owned deduplication key deleted, and "removed" prev <state> (capped) when it had keys.
 ]]
 -- @include "callOutcome"
+-- @include "hashTag"
 -- @include "pausedOrMaxed"
 -- @include "enqueue"
 -- @include "eventsCap"
@@ -96,6 +99,29 @@ end
 removePending = function(parentKey)
   for _, childKey in ipairs(redis.call("SMEMBERS", parentKey .. ":dependencies")) do
     removeChild(childKey, parentKey)
+  end
+end
+
+local tag = ARGV[2] or ""
+
+-- Read-only first: a child in another slot would abort the script half-way on a cluster.
+local function foreignChild(parentKey)
+  for _, childKey in ipairs(redis.call("SMEMBERS", parentKey .. ":dependencies")) do
+    if hashTag(childKey) ~= tag then
+      return childKey
+    end
+    local deeper = foreignChild(childKey)
+    if deeper then
+      return deeper
+    end
+  end
+  return nil
+end
+
+if tag ~= "" then
+  local foreign = foreignChild(KEYS[1])
+  if foreign then
+    return {-102, foreign}
   end
 end
 

@@ -38,6 +38,7 @@
       Job.retry does (the parent's own state is left alone).
   Every event is capped at its queue's maxLenEvents.
 ]]
+-- @include "hashTag"
 -- @include "callOutcome"
 -- @include "pausedOrMaxed"
 -- @include "enqueue"
@@ -57,16 +58,6 @@ local function split(jobKey)
   return string.sub(jobKey, 1, cut), string.sub(jobKey, cut + 1)
 end
 
-local function hashTag(key)
-  local open = string.find(key, "{", 1, true)
-  if open then
-    local close = string.find(key, "}", open + 1, true)
-    if close and close > open + 1 then
-      return string.sub(key, open + 1, close - 1)
-    end
-  end
-  return key
-end
 
 local function stateOf(jobKey)
   local base, id = split(jobKey)

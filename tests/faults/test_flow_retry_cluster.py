@@ -101,3 +101,31 @@ def test_a_failed_root_whose_parent_has_another_tag_is_refused(cluster: LocalClu
                 job.retry_tree()
     assert {key: raw.dump(key) for key in before} == before
     raw.close()
+
+
+def test_remove_unprocessed_children_refuses_a_child_under_another_tag(
+    cluster: LocalCluster,
+) -> None:
+    """A pending child in another slot is found by a read-only walk: nothing is removed."""
+    tag = "{app" + uuid.uuid4().hex[:6] + "}"
+    raw = RedisCluster.from_url(cluster.seed_url, decode_responses=True)
+    with Connection(cluster.url) as conn, FlowProducer(connection=conn, prefix=tag) as flows:
+        root = flows.add({"name": "p", "queueName": "top", "children": [
+            {"name": "c", "queueName": "kids"}, {"name": "d", "queueName": "kids"}]})
+        root_key = f"{tag}:top:{root.job.id}"
+        stranger = "{elsewhere" + uuid.uuid4().hex[:6] + "}:kids:x"
+        raw.sadd(root_key + ":dependencies", stranger)
+        keys = [root_key, root_key + ":dependencies", f"{tag}:kids:wait",
+                *(child.job.key for child in root.children), f"{tag}:kids:events"]
+        before = {key: raw.dump(key) for key in keys}
+        with Queue("top", connection=conn, prefix=tag) as queue:
+            job = Job.from_id(queue, root.job.id)
+            assert job is not None
+            with pytest.raises(FlowSpansSlots) as refused:
+                job.remove_unprocessed_children()
+            assert refused.value.job_key == stranger
+            assert {key: raw.dump(key) for key in keys} == before
+            raw.srem(root_key + ":dependencies", stranger)  # within the tag it works
+            assert job.remove_unprocessed_children() == 2
+    assert raw.llen(f"{tag}:kids:wait") == 0
+    raw.close()

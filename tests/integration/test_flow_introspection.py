@@ -190,9 +190,9 @@ def test_remove_unprocessed_children_replayed_call_changes_nothing(flows, connec
     root = flows.add({"name": "top", "queueName": "top", "children": [
         {"name": "a", "queueName": "kids"}]})
     op = root.job.queue.keys.op("fixed-token")
-    first = connection.run_script("removeUnprocessedChildren", (root.job.key, op), (60000,))
+    first = connection.run_script("removeUnprocessedChildren", (root.job.key, op), (60000, ""))
     after = snapshot(raw, prefix)
-    again = connection.run_script("removeUnprocessedChildren", (root.job.key, op), (60000,))
+    again = connection.run_script("removeUnprocessedChildren", (root.job.key, op), (60000, ""))
     assert snapshot(raw, prefix) == after
     assert json.loads(again) == {**json.loads(first), "replayed": True}
 

@@ -94,3 +94,43 @@ def test_unencodable_string_is_invalid_argument_and_keeps_the_connection(queue, 
     assert [c._sock for c in pool._available_connections] == [socket_before]  # not dropped
     assert queue.get_job_counts("failed") == {"failed": 1}  # the next call works on it
     assert [c._sock for c in pool._available_connections] == [socket_before]
+
+
+# -- values that would delete data if misread -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "policy", [0.9, {"count": 0.4}, {"count": True}, {"age": -3600}, {"count": -2}, "10"]
+)
+@pytest.mark.parametrize("option", ["remove_on_complete", "remove_on_fail"])
+def test_a_worker_keep_policy_that_would_delete_jobs_is_refused(redis_url, prefix, option, policy):
+    from bullmq_sync import Worker
+
+    with pytest.raises(InvalidArgument):
+        Worker("q", lambda job: None, connection=redis_url, prefix=prefix, autorun=False,
+               **{option: policy})
+
+
+def test_remove_children_null_keeps_the_children_as_node_does(queue, raw, prefix):
+    """Node reads ``{removeChildren: null}`` as falsy: the child stays."""
+    from bullmq_sync import FlowProducer
+
+    with FlowProducer(connection=queue.connection, prefix=prefix) as flows:
+        node = flows.add({"name": "p", "queueName": "q", "children": [
+            {"name": "c", "queueName": "q"}]})
+    child_key = node.children[0].job.key
+    parent = Job.from_id(queue, node.job.id)
+    assert parent is not None and parent.remove({"removeChildren": None})
+    assert raw.exists(child_key) and not raw.exists(node.job.key)
+
+
+@pytest.mark.parametrize(
+    "policy", ["failParentOnFailure", "ignoreDependencyOnFailure", "removeDependencyOnFailure",
+               "continueParentOnFailure"]
+)
+@pytest.mark.parametrize("value", ["no", 0, 1])
+def test_a_parent_policy_flag_must_be_a_bool(queue, raw, prefix, policy, value):
+    before = snapshot(raw, prefix)
+    with pytest.raises(InvalidArgument, match="must be True or False"):
+        queue.add("x", {}, {policy: value})
+    assert snapshot(raw, prefix) == before

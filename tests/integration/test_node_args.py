@@ -18,7 +18,7 @@ from bullmq_sync import (
     QueueEvents,
     QueueHasActiveJobs,
 )
-from bullmq_sync.node_args import SHAPES, Key, Shape, boolean
+from bullmq_sync.node_args import SHAPES, Key, Shape, boolean, whole
 
 # -- the rule itself ------------------------------------------------------------------------
 
@@ -36,8 +36,10 @@ def test_refused_key_gives_its_reason() -> None:
 
 
 def test_none_is_not_given_and_our_spelling_is_accepted() -> None:
-    shape = Shape("X.y", {"someFlag": Key("some_flag", boolean), "noop": Key(None, boolean)})
-    assert shape.parse({"someFlag": None}) == {}
+    shape = Shape("X.y", {"someFlag": Key("some_flag", boolean), "noop": Key(None, boolean),
+                          "count": Key("count", whole(1))})
+    assert shape.parse({"count": None}) == {}  # undefined in Node: the default
+    assert shape.parse({"someFlag": None}) == {"some_flag": False}  # Node's null flag is falsy
     assert shape.parse({"some_flag": True}) == {"some_flag": True}
     assert shape.parse({"noop": True}) == {}
     with pytest.raises(InvalidArgument, match="given twice"):
