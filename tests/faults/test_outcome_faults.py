@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import events, wait_for
+from helpers import events, outcome_keys, outcome_of, outcome_pttl, wait_for
 from jobfactory import put_job
 from proxy import ReplyDroppingProxy
 
@@ -42,27 +42,6 @@ def finish_call(queue: Queue, job_id: str, target: str, value: str, *, keep: str
 def active_job(raw: Any, prefix: str, job_id: str, token: str = TOKEN) -> None:
     put_job(raw, prefix, "q", job_id, state="active", extra={"opts": "{}", "atm": "0"})
     raw.set(f"{prefix}:q:{job_id}:lock", token, px=30000)
-
-
-def outcome_keys(raw: Any, prefix: str, queue: str = "q") -> list[str]:
-    """Every stored call outcome of the queue: ``key#field`` for a field of a shared hash."""
-    slots: list[str] = []
-    for key in raw.scan_iter(match=f"{prefix}:{queue}:bqs:op:*", count=1000):
-        if raw.type(key) == "hash":
-            slots.extend(f"{key}#{field}" for field in raw.hkeys(key))
-        else:
-            slots.append(key)
-    return sorted(slots)
-
-
-def outcome_of(raw: Any, slot: str) -> str | None:
-    key, _, field = slot.rpartition("#")
-    return raw.hget(key, field) if key else raw.get(slot)
-
-
-def outcome_pttl(raw: Any, slot: str) -> int:
-    key, _, _ = slot.rpartition("#")
-    return int(raw.pttl(key or slot))
 
 
 def lost_reply(proxy: ReplyDroppingProxy, queue: Queue, call: tuple[Any, Any]) -> Any:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import wait_for
+from helpers import outcome_keys, outcome_of, outcome_pttl, wait_for
 
 from bullmq_sync import Connection, Job, Queue, Worker
 from bullmq_sync.connection import (
@@ -15,27 +15,6 @@ from bullmq_sync.connection import (
     outcome_ttl_ms,
     send_window,
 )
-
-
-def outcome_keys(raw: Any, prefix: str, queue: str = "q") -> list[str]:
-    """Every stored call outcome of the queue: ``key#field`` for a field of a shared hash."""
-    slots: list[str] = []
-    for key in raw.scan_iter(match=f"{prefix}:{queue}:bqs:op:*", count=1000):
-        if raw.type(key) == "hash":
-            slots.extend(f"{key}#{field}" for field in raw.hkeys(key))
-        else:
-            slots.append(key)
-    return sorted(slots)
-
-
-def outcome_of(raw: Any, slot: str) -> str | None:
-    key, _, field = slot.rpartition("#")
-    return raw.hget(key, field) if key else raw.get(slot)
-
-
-def outcome_pttl(raw: Any, slot: str) -> int:
-    key, _, _ = slot.rpartition("#")
-    return int(raw.pttl(key or slot))
 
 
 def run_worker(connection: Any, prefix: str, count: int, **kw: Any) -> None:
