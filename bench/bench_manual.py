@@ -14,14 +14,12 @@ Prints jobs/s per round, medians and ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
 
-from common import ROOT, add_placement_option, cpus, node_ready, pin_self, start_redis, taskset
+from common import NodeScript, add_placement_option, cpus, node_ready, pin_self, start_redis
 
 from bullmq_sync import Queue, Worker
 
@@ -53,29 +51,15 @@ def ours(fetch_next: bool) -> Callable[[str, str, int], float]:
     return run
 
 
-class NodeManual:
+class NodeManual(NodeScript):
     def __init__(self, url: str, cpu: int | None, fetch_next: bool) -> None:
+        super().__init__("node_manual.js", url, cpu)
         self.fetch_next = fetch_next
-        self.proc = subprocess.Popen(
-            [*taskset(cpu), "node", str(ROOT / "bench" / "node_manual.js"), url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
 
     def __call__(self, url: str, prefix: str, jobs: int) -> float:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
         request = {"queue": "bench", "prefix": prefix, "count": jobs,
                    "fetchNext": self.fetch_next}
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        reply = json.loads(self.proc.stdout.readline())
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        return float(reply["ms"]) / 1000
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(10)
+        return float(self.ask(request)["ms"]) / 1000
 
 
 def main() -> None:

@@ -14,9 +14,7 @@ against one private redis-server, no CPU pinning (the children need both cores).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -24,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from common import ROOT, node_ready, start_redis
+from common import NodeScript, node_ready, start_redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -76,22 +74,10 @@ def ours(processes: int) -> Callable[[str, str, int], float]:
     return run
 
 
-class NodeSandbox:
+class NodeSandbox(NodeScript):
     def __init__(self, url: str) -> None:
-        self.proc = subprocess.Popen(
-            ["node", str(ROOT / "bench" / "node_sandbox.js"), url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
+        super().__init__("node_sandbox.js", url)
         self.n = 0
-
-    def ask(self, request: dict[str, object]) -> dict[str, float]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        reply = json.loads(self.proc.stdout.readline())
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        return reply  # type: ignore[no-any-return]
 
     def calibrate(self, job_ms: float) -> int:
         n = 200_000
@@ -109,11 +95,6 @@ class NodeSandbox:
             return self.ask(request)["ms"] / 1000
 
         return run
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(10)
 
 
 def main() -> None:

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
-import subprocess
 import threading
 import time
 
 import redis
 
-from common import ROOT, add_placement_option, cpus, describe, node_ready, percentile, pin_self, start_redis, taskset
+from common import NodeScript, add_placement_option, cpus, describe, node_ready, percentile, pin_self, start_redis
 
 from bullmq_sync import Connection, Job, Queue
+from bullmq_sync.connection import OUTCOME_TTL_MS
 from bullmq_sync.job import retry_script_call
 from bullmq_sync.scripts import LIBRARY
 
@@ -48,26 +47,12 @@ def make_failed_jobs(client: redis.Redis, prefix: str, queue: str, ids: list[str
     pipe.execute()
 
 
-class NodeRetry:
+class NodeRetry(NodeScript):
     def __init__(self, url: str, cpu: int | None) -> None:
-        self.process = subprocess.Popen(
-            [*taskset(cpu), "node", str(ROOT / "bench" / "node_retry.js"), url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
+        super().__init__("node_retry.js", url, cpu)
 
     def run(self, prefix: str, queue: str, ids: list[str]) -> list[float]:
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(json.dumps({"queue": queue, "prefix": prefix, "ids": ids}) + "\n")
-        self.process.stdin.flush()
-        reply = json.loads(self.process.stdout.readline())
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        return list(reply["us"])
-
-    def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        self.process.wait(timeout=10)
+        return list(self.ask({"queue": queue, "prefix": prefix, "ids": ids})["us"])
 
 
 def time_calls(calls: list) -> list[float]:
@@ -105,7 +90,10 @@ def latency(url: str, client_cpu: int | None, rounds: int, chunk: int) -> None:
         make_failed_jobs(raw, "bench", "bare", ids)
         calls = []
         for job_id in ids:
-            keys, args = retry_script_call(bare, job_id)
+            keys, placeholders = retry_script_call(bare, job_id)
+            # the TTL placeholder our connection fills in: the bare call sends the same value
+            args = [bare.connection.outcome_ttl_ms if a is OUTCOME_TTL_MS else a
+                    for a in placeholders]
             calls.append(lambda k=keys, a=args: stock.evalsha(sha, len(k), *k, *a))
         results["evalsha"] += time_calls(calls)
 

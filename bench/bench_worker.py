@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
 import redis
-from common import ROOT, add_placement_option, cpus, node_ready, pin_self, start_redis, taskset
+from common import NodeScript, add_placement_option, cpus, node_ready, pin_self, start_redis
 
 from bullmq_sync import Job, Queue, Worker
 
@@ -85,27 +83,13 @@ def async_port(url: str, prefix: str, jobs: int, concurrency: int) -> float:
     return asyncio.run(main())
 
 
-class NodeWorker:
+class NodeWorker(NodeScript):
     def __init__(self, url: str, cpu: int | None) -> None:
-        self.proc = subprocess.Popen(
-            [*taskset(cpu), "node", str(ROOT / "bench" / "node_worker.js"), url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
+        super().__init__("node_worker.js", url, cpu)
 
     def __call__(self, url: str, prefix: str, jobs: int, concurrency: int) -> float:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
         request = {"queue": "bench", "prefix": prefix, "count": jobs, "concurrency": concurrency}
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        reply = json.loads(self.proc.stdout.readline())
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        return float(reply["ms"]) / 1000
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(10)
+        return float(self.ask(request)["ms"]) / 1000
 
 
 def server_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -66,3 +69,28 @@ def describe(values: list[float]) -> str:
 
 def node_ready() -> bool:
     return bool(shutil.which("node")) and (INTEROP / "node_modules" / "bullmq").is_dir()
+
+
+class NodeScript:
+    """A Node contender under ``bench/``: one JSON request per line in, one reply per line
+    out (``{"error": ...}`` raises)."""
+
+    def __init__(self, script: str, url: str, cpu: int | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [*taskset(cpu), "node", str(ROOT / "bench" / script), url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
+    def ask(self, request: dict[str, object]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline())
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(10)

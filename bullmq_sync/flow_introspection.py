@@ -16,6 +16,7 @@ from .connection import OUTCOME_TTL_MS
 from .context import pairs
 from .errors import FlowSpansSlots, InvalidArgument
 from .flow_retry import cluster_tag
+from .options import whole_number
 
 if TYPE_CHECKING:
     from .context import QueueContext
@@ -34,12 +35,6 @@ _FLOW_KEYS = {
     "maxChildren": "max_children",
     "max_children": "max_children",
 }
-
-
-def _whole(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidArgument(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
 
 
 def dependency_pages(opts: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
@@ -67,8 +62,8 @@ def dependency_pages(opts: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
             )
         merged = {**_DEFAULT_PAGE, **page}
         pages[kind] = (
-            _whole(f"{kind}.cursor", merged["cursor"], 0),
-            _whole(f"{kind}.count", merged["count"], 1),
+            whole_number(f"{kind}.cursor", merged["cursor"], 0),
+            whole_number(f"{kind}.count", merged["count"], 1),
         )
     return pages
 
@@ -225,6 +220,6 @@ def flow_options(opts: Mapping[str, Any], default_prefix: str) -> dict[str, Any]
 
     values["id"] = validate_job_id(values["id"])
     QueueKeys(values["queue_name"], values["prefix"])  # validates name and prefix
-    _whole("depth", values["depth"], 1)
-    _whole("maxChildren", values["max_children"], 1)
+    whole_number("depth", values["depth"], 1)
+    whole_number("maxChildren", values["max_children"], 1)
     return values

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import log, node_args
 from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument, job_error, refusal_code
-from .options import PRIORITY_LIMIT, flag
+from .options import PRIORITY_LIMIT, flag, whole_number
 from .states import FINISHED_STATES, JobState
 
 if TYPE_CHECKING:
@@ -38,18 +38,6 @@ def _raise(
         f"job.{command}_refused", queue=queue.name, job_id=job_id, code=code, error=str(error)
     )
     raise error
-
-
-def _whole(name: str, value: object, high: int | None = None) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < 0
-        or (high is not None and value > high)
-    ):
-        bound = f"between 0 and {high}" if high is not None else "a non-negative integer"
-        raise InvalidArgument(f"{name} must be {bound}, got {value!r}")
-    return value
 
 
 def _reschedule(
@@ -101,7 +89,7 @@ def promote(queue: QueueContext, job_id: str, *, priority: int = 0) -> None:
 def change_delay(queue: QueueContext, job_id: str, delay: int) -> int:
     """Re-time a delayed job to run ``delay`` ms from now (BullMQ ``Job.changeDelay``); the
     delay stored."""
-    delay = _whole("delay", delay)
+    delay = whole_number("delay", delay, 0)
     replayed = _reschedule(queue, job_id, "delay", delay, False, "changeDelay", "delayed")
     log.transition(
         "job.delay_changed",
@@ -118,7 +106,7 @@ def change_delay(queue: QueueContext, job_id: str, delay: int) -> int:
 def change_priority(queue: QueueContext, job_id: str, priority: int = 0, lifo: bool = False) -> int:
     """Give a job a new priority; a waiting one is re-queued (BullMQ ``Job.changePriority``);
     the priority stored."""
-    priority = _whole("priority", priority, PRIORITY_LIMIT)
+    priority = whole_number("priority", priority, 0, PRIORITY_LIMIT)
     lifo = flag("lifo", lifo)
     replayed = _reschedule(queue, job_id, "priority", priority, lifo, "changePriority", "")
     log.transition(
@@ -191,7 +179,7 @@ def add_log(queue: QueueContext, job_id: str, row: str, keep_logs: int | None = 
     if not isinstance(row, str):
         raise InvalidArgument(f"a log row must be a string, got {type(row).__name__}")
     if keep_logs is not None:
-        _whole("keep_logs", keep_logs)
+        whole_number("keep_logs", keep_logs, 0)
     count = _fields(queue, job_id, "log", row, keep_logs, "addLog")
     log.transition(
         "job.logged",

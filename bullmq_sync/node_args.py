@@ -16,13 +16,12 @@ spelling is accepted inside the dict too (``{"remove_children": False}``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidArgument
-from .options import flag
+from .options import flag, whole_number
 
 Check = Callable[[str, Any], Any]
 
@@ -39,15 +38,7 @@ def whole(low: int, high: int | None = None) -> Check:
     """An integer in ``[low, high]`` (a float with no fraction is accepted, as in JS)."""
 
     def check(where: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidArgument(f"{where} must be an integer, got {value!r}")
-        if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
-            raise InvalidArgument(f"{where} must be a whole number, got {value!r}")
-        number = int(value)
-        if number < low or (high is not None and number > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise InvalidArgument(f"{where} must be {bound}, got {value!r}")
-        return number
+        return whole_number(where, value, low, high)
 
     return check
 

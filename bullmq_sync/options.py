@@ -195,7 +195,8 @@ def normalize_job_options(opts: _Mapping[str, object] | None) -> dict[str, objec
     return out
 
 
-def _whole(name: str, value: object, low: int, high: int | None = None) -> int:
+def whole_number(name: str, value: object, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]`` (a float without fraction is accepted, as in JS)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _InvalidArgument(f"{name} must be an integer, got {value!r}")
     if isinstance(value, float) and (not _math.isfinite(value) or value != int(value)):
@@ -209,7 +210,7 @@ def _whole(name: str, value: object, low: int, high: int | None = None) -> int:
 
 def _backoff(value: object) -> dict[str, object]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return {"type": "fixed", "delay": _whole("backoff", value, 0)}
+        return {"type": "fixed", "delay": whole_number("backoff", value, 0)}
     if not isinstance(value, _Mapping):
         raise _InvalidArgument(f"backoff must be a number of ms or a dict, got {value!r}")
     unknown = set(value) - {"type", "delay", "jitter"}
@@ -223,7 +224,7 @@ def _backoff(value: object) -> dict[str, object]:
         )
     out: dict[str, object] = {"type": kind}
     if value.get("delay") is not None:
-        out["delay"] = _whole("backoff delay", value["delay"], 0)
+        out["delay"] = whole_number("backoff delay", value["delay"], 0)
     jitter = value.get("jitter")
     if jitter is not None:
         if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
@@ -261,13 +262,14 @@ def _keep_policy(name: str, value: object) -> object:
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
-        return _whole(name, value, 0)
+        return whole_number(name, value, 0)
     if isinstance(value, _Mapping):
         unknown = set(value) - {"count", "age", "limit"}
         if unknown or not value:
             raise _InvalidArgument(f"{name} accepts count, age and limit, got {dict(value)!r}")
         return {
-            str(k): _whole(f"{name}.{k}", v, -1 if k == "count" else 0) for k, v in value.items()
+            str(k): whole_number(f"{name}.{k}", v, -1 if k == "count" else 0)
+            for k, v in value.items()
         }
     raise _InvalidArgument(f"{name} must be a bool, a count or a dict, got {value!r}")
 
@@ -329,9 +331,10 @@ def prepare_job(
     except (TypeError, ValueError) as exc:
         raise _InvalidArgument(f"job data must be JSON-serialisable: {exc}") from None
 
-    merged["attempts"] = _whole("attempts", merged["attempts"], 1 if "attempts" in given else 0)
-    delay = _whole("delay", merged.get("delay", 0), 0)
-    priority = _whole("priority", merged.get("priority", 0), 0, PRIORITY_LIMIT)
+    least = 1 if "attempts" in given else 0
+    merged["attempts"] = whole_number("attempts", merged["attempts"], least)
+    delay = whole_number("delay", merged.get("delay", 0), 0)
+    priority = whole_number("priority", merged.get("priority", 0), 0, PRIORITY_LIMIT)
     lifo = merged.get("lifo", False)
     if not isinstance(lifo, bool):
         raise _InvalidArgument(f"lifo must be a bool, got {lifo!r}")
@@ -344,10 +347,10 @@ def prepare_job(
             merged[keep] = _keep_policy(keep, merged[keep])
     for number in ("keepLogs", "stackTraceLimit", "sizeLimit"):
         if number in merged:
-            merged[number] = _whole(number, merged[number], 0)
+            merged[number] = whole_number(number, merged[number], 0)
     timestamp_given = merged.get("timestamp")
     timestamp = (
-        _whole("timestamp", timestamp_given, 0)
+        whole_number("timestamp", timestamp_given, 0)
         if timestamp_given is not None
         else (now_ms if now_ms is not None else int(_time.time() * 1000))
     )
@@ -436,7 +439,7 @@ def deduplication_spec(value: object) -> dict[str, object]:
                 raise _InvalidArgument(f"deduplication id must be a non-empty string, got {item!r}")
             spec[name] = item
         elif name == "ttl":
-            spec[name] = _whole("deduplication ttl", item, 1)
+            spec[name] = whole_number("deduplication ttl", item, 1)
         else:
             if not isinstance(item, bool):
                 raise _InvalidArgument(f"deduplication {name} must be a bool, got {item!r}")

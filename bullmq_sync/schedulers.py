@@ -22,7 +22,7 @@ from croniter import croniter
 from . import log
 from .connection import OUTCOME_TTL_MS
 from .errors import InvalidArgument, job_error
-from .options import encode_stored_opts, normalize_job_options, prepare_job
+from .options import encode_stored_opts, normalize_job_options, prepare_job, whole_number
 
 if TYPE_CHECKING:
     from .context import QueueContext
@@ -263,12 +263,6 @@ REFUSED_REPEAT_KEYS = {
 """RepeatOptions keys of BullMQ 6.7 that ``upsert_job_scheduler`` refuses, with the reason."""
 
 
-def _whole(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidArgument(f"repeat {name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
 def _repeat_spec(repeat: Mapping[str, Any], now: int) -> dict[str, Any]:
     if not isinstance(repeat, Mapping):
         raise InvalidArgument(f"repeat must be a dict, got {type(repeat).__name__}")
@@ -296,12 +290,12 @@ def _repeat_spec(repeat: Mapping[str, Any], now: int) -> dict[str, Any]:
     if "immediately" in spec and not isinstance(spec["immediately"], bool):
         raise InvalidArgument("repeat immediately must be a bool")
     if "every" in spec:
-        spec["every"] = _whole("every", spec["every"], 1)
+        spec["every"] = whole_number("repeat every", spec["every"], 1)
     for name in ("limit", "count"):
         if name in spec:
-            spec[name] = _whole(name, spec[name], 1 if name == "limit" else 0)
+            spec[name] = whole_number(f"repeat {name}", spec[name], 1 if name == "limit" else 0)
     if "offset" in spec:
-        spec["offset"] = _whole("offset", spec["offset"], 0)
+        spec["offset"] = whole_number("repeat offset", spec["offset"], 0)
     if "tz" in spec:
         if not isinstance(spec["tz"], str):
             raise InvalidArgument("repeat tz must be an IANA zone name")
