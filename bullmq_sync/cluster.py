@@ -120,6 +120,8 @@ class ClusterConnection(Connection, cluster_transport=True):
     ``client`` is the ``RedisCluster``.
     """
 
+    single_node = False
+
     def _open(self, url: Any, options: PoolOptions) -> None:
         """A ``RedisCluster`` borrowed, or built from a cluster URL with fair node pools."""
         self._cluster: Any
@@ -242,6 +244,7 @@ class ClusterConnection(Connection, cluster_transport=True):
             if guard is not None:
                 guard(())
             return _evalsha_batch(connection, script=script, calls=group)
+
         groups: dict[int, list[int]] = {}
         for index, (keys, _) in enumerate(batch):
             groups.setdefault(_slot_of_keys(keys), []).append(index)

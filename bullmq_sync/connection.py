@@ -519,6 +519,9 @@ class Connection:
     ``Connection("redis+sentinel://h1:26379,h2:26379/mymaster")`` follow failovers.
     """
 
+    single_node: ClassVar[bool] = True
+    """False for a cluster, whose calls are routed by slot (no socket serves them all)."""
+
     _cluster_transport: ClassVar[type[Connection] | None] = None
     """The subclass a cluster URL or client gets (``cluster.ClusterConnection`` registers
     itself when ``bullmq_sync`` is imported), so this module never imports ``cluster``."""
@@ -1054,10 +1057,14 @@ def _unguarded(args: Any) -> Any:
     return args
 
 
+def _fast_packing(connection: Any) -> bool:
+    # hiredis packs in C what redis-py's packer checks argument by argument in Python.
+    return _hiredis_pack is not None and connection.encoder.encoding == "utf-8"
+
+
 def _command(connection: Any, args: Sequence[Any]) -> Any:
-    if _hiredis_pack is not None and connection.encoder.encoding == "utf-8":
-        # hiredis packs in C what redis-py's packer checks argument by argument in Python.
-        connection.send_packed_command([_hiredis_pack(tuple(args))])
+    if _fast_packing(connection):
+        connection.send_packed_command([_hiredis_pack(tuple(args))])  # type: ignore[misc]
     else:
         connection.send_command(*args)
     return connection.read_response()
@@ -1066,7 +1073,11 @@ def _command(connection: Any, args: Sequence[Any]) -> Any:
 def _pipeline(
     connection: Any, commands: Sequence[Sequence[Any]], *, raise_errors: bool = True
 ) -> list[Any]:
-    connection.send_packed_command(connection.pack_commands(commands))
+    if _fast_packing(connection):
+        packed = [b"".join([_hiredis_pack(tuple(c)) for c in commands])]  # type: ignore[misc]
+    else:
+        packed = connection.pack_commands(commands)
+    connection.send_packed_command(packed)
     replies: list[Any] = []
     error: BaseException | None = None
     for _ in commands:

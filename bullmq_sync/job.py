@@ -57,11 +57,15 @@ _CAMEL_ALIASES = {
 
 
 def _int(value: str | None, default: int | None = None) -> int | None:
-    if value is None or value == "":
+    if not value:
         return default
     try:
-        return int(float(value))
+        return int(value)
     except ValueError:
+        pass
+    try:
+        return int(float(value))
+    except (ValueError, OverflowError):
         return default
 
 

@@ -38,10 +38,30 @@ TELEMETRY_SHORT = {"tm": "metadata", "omc": "omitContext"}
 """The ``telemetry`` option is stored flattened: ``{metadata, omitContext}`` -> ``tm``/``omc``."""
 
 
+_FLAT_OPTS: dict[str, dict[str, Any]] = {}
+"""Decoded ``opts`` whose values are all scalars, by their stored text: a worker sees the same
+few option sets again and again. Copies are handed out, so a caller may change its dict."""
+
+_FLAT_OPTS_LIMIT = 256
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def decode_stored_opts(raw: str | None) -> dict[str, Any]:
     """The ``opts`` hash field as a dict with BullMQ's public (long) option names."""
     if not raw:
         return {}
+    known = _FLAT_OPTS.get(raw)
+    if known is not None:
+        return dict(known)
+    decoded = _decode_opts(raw)
+    if len(_FLAT_OPTS) < _FLAT_OPTS_LIMIT and all(
+        isinstance(v, _SCALARS) for v in decoded.values()
+    ):
+        _FLAT_OPTS[raw] = dict(decoded)
+    return decoded
+
+
+def _decode_opts(raw: str) -> dict[str, Any]:
     try:
         stored = json.loads(raw)
     except ValueError:
@@ -183,9 +203,7 @@ def normalize_job_options(opts: _Mapping[str, object] | None) -> dict[str, objec
             raise _InvalidArgument(f"job option names must be strings, got {key!r}")
         name = SNAKE_TO_OPTION.get(key, SHORT_TO_LONG.get(key, key))
         if name in REFUSED_OPTIONS:
-            raise _InvalidArgument(
-                f"job option {key!r} is not supported: {REFUSED_OPTIONS[name]}"
-            )
+            raise _InvalidArgument(f"job option {key!r} is not supported: {REFUSED_OPTIONS[name]}")
         if name not in SUPPORTED_OPTIONS:
             raise _InvalidArgument(
                 f"unknown job option {key!r}; accepted: {', '.join(sorted(SUPPORTED_OPTIONS))}"

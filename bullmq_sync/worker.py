@@ -412,6 +412,7 @@ class Worker:
         if first or finished:
             self._slots.runner.close(force or not finished)
             self._fetcher.close()
+            self._finisher.close()
             self.queue.close()
             if self._owns_connection:
                 self.connection.close()

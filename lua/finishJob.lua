@@ -34,7 +34,7 @@
   atm >= attempts, then the optional fetch, and "drained" when wait, active and prioritized
   are empty and nothing else is scheduled.
   Exactly once: with keep all (ARGV[7] and ARGV[8] ""), the job itself proves the outcome, so
-  no outcome key is stored: a repeated call whose lock check fails finds the job in the target
+  no outcome key is stored nor read: a repeated call whose lock check fails finds the job in the target
   set with score now, finishedOn now and its returnvalue / failedReason equal to ARGV[4] (the
   same ARGV as the first run), and answers 0, or the job its first run fetched: the one in
   active whose lock holds this token (a worker's token is held by one job at a time). Any
@@ -75,11 +75,13 @@ local q = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEY
 local jobKey, opKey = KEYS[11], KEYS[13]
 local jobId, now, target, value, base = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 
-local earlier = recallOutcome(opKey)
-if earlier then
-  return replayFetched(base, earlier) or 0
-end
 local keepsAll = ARGV[7] == "" and ARGV[8] == ""
+if not keepsAll then
+  local earlier = recallOutcome(opKey)
+  if earlier then
+    return replayFetched(base, earlier) or 0
+  end
+end
 
 if redis.call("EXISTS", jobKey) == 0 then
   return -1

@@ -19,6 +19,7 @@ from .. import log
 from ..attempt_calls import Settings, delay_call, finish_call, retry_call
 from ..backoff import retry_delay
 from ..errors import UnrecoverableError, job_error
+from ..pipelined import PipelinedScripts
 
 MAX_LOGGED_MESSAGE = 500
 """Longest error message a failure log carries (the full one is in ``failedReason``)."""
@@ -50,9 +51,16 @@ class Finisher:
         self._fetcher = fetcher
         self._calls = calls
         self._worker_id = worker_id
+        self._pipelined = PipelinedScripts(connection) if connection.single_node else None
+        """Finishing calls of all slots share one socket (Redis reads them in batches)."""
         self._count_lock = threading.Lock()
         self.processed = 0
         """Jobs finished (completed or failed for good)."""
+
+    def close(self) -> None:
+        """Close the shared finishing socket (calls still in flight raise ``ClientClosed``)."""
+        if self._pipelined is not None:
+            self._pipelined.close()
 
     # -- completed ---------------------------------------------------------------------------
 
@@ -86,7 +94,10 @@ class Finisher:
         keys, args = finish_call(
             self._queue, job.id, job.opts, token, target, value, stack, fetch_next, self._calls
         )
-        reply = self._connection.run_script("finishJob", keys, args)
+        if self._pipelined is not None:
+            reply = self._pipelined.call("finishJob", keys, args)
+        else:
+            reply = self._connection.run_script("finishJob", keys, args)
         if isinstance(reply, int) and reply < 0:
             return reply
         job.finished_on = int(args[1])

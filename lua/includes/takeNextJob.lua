@@ -63,11 +63,11 @@ local function popReadyId(q)
 end
 
 local function takeNextJob(q, base, now, w)
-  local blocked = queueBlocked(q.meta, q.active)
+  local meta = redis.call("HMGET", q.meta, "paused", "concurrency", "max", "duration")
+  local blocked = blockedBy(meta[1], meta[2], q.active)
   promoteDueJobs(q, base, now, blocked)
 
-  local limits = redis.call("HMGET", q.meta, "max", "duration")
-  local maxJobs = tonumber(limits[1]) or tonumber(w.limitMax)
+  local maxJobs = tonumber(meta[3]) or tonumber(w.limitMax)
   if maxJobs then
     local used = tonumber(redis.call("GET", q.limiter)) or 0
     if used >= maxJobs then
@@ -95,7 +95,7 @@ local function takeNextJob(q, base, now, w)
   local jobKey = base .. id
   if maxJobs and redis.call("HEXISTS", jobKey, "defa") == 0 then
     if redis.call("INCR", q.limiter) == 1 then
-      local window = tonumber(w.limitWindow) or tonumber(limits[2])
+      local window = tonumber(w.limitWindow) or tonumber(meta[4])
       if window then
         redis.call("PEXPIRE", q.limiter, math.floor(math.abs(window)))
       end
