@@ -34,11 +34,11 @@
   atm >= attempts, then the optional fetch, and "drained" when wait, active and prioritized
   are empty and nothing else is scheduled.
   Exactly once: with keep all (ARGV[7] and ARGV[8] ""), the job itself proves the outcome, so
-  no outcome key is stored nor read: a repeated call whose lock check fails finds the job in the target
-  set with score now, finishedOn now and its returnvalue / failedReason equal to ARGV[4] (the
-  same ARGV as the first run), and answers 0, or the job its first run fetched: the one in
-  active whose lock holds this token (a worker's token is held by one job at a time). Any
-  other keep policy may remove the job, so the outcome key is stored then. ]]
+  no outcome key is stored (nor read): a repeated call whose lock check fails finds the job in
+  the target set with score now, finishedOn now and its returnvalue / failedReason equal to
+  ARGV[4] (the same ARGV as the first run), and answers 0, or the job its first run fetched:
+  the one in active whose lock holds this token (a worker's token is held by one job at a
+  time). Any other keep policy may remove the job, so the outcome key is stored then. ]]
 -- @include "callOutcome"
 -- @include "workerLock"
 -- @include "eventsCap"
@@ -86,13 +86,13 @@ end
 if redis.call("EXISTS", jobKey) == 0 then
   return -1
 end
-if target == "completed" then
+-- Empty sets do not exist in Redis: one EXISTS tells whether either has members.
+if target == "completed"
+    and redis.call("EXISTS", jobKey .. ":dependencies", jobKey .. ":unsuccessful") ~= 0 then
   if redis.call("SCARD", jobKey .. ":dependencies") ~= 0 then
     return -4
   end
-  if redis.call("ZCARD", jobKey .. ":unsuccessful") ~= 0 then
-    return -9
-  end
+  return -9
 end
 local property = target == "failed" and "failedReason" or "returnvalue"
 local left = leaveActive(jobKey, q.active, KEYS[5], jobId, ARGV[6],
@@ -100,9 +100,12 @@ local left = leaveActive(jobKey, q.active, KEYS[5], jobId, ARGV[6],
 if left < 0 then
   return keepsAll and finishedByThisCall(q, base, KEYS[10], jobKey, jobId, ARGV) or left
 end
-redis.call("XTRIM", q.events, "MAXLEN", "~", eventsCap(q.meta))
+-- One read of meta serves the events cap and the fetch (takeNextJob) below.
+local meta = redis.call("HMGET", q.meta, "paused", "concurrency", "max", "duration",
+  "opts.maxLenEvents")
+local cap = capOrDefault(q.meta, meta[5])
 
-local fields = redis.call("HMGET", jobKey, "parentKey", "parent", "deid")
+local fields = redis.call("HMGET", jobKey, "parentKey", "parent", "deid", "atm")
 local parentKey, parentJson, dedupId = fields[1], fields[2], fields[3]
 
 -- -- deduplication (BullMQ 6.7 moveToFinished step 7, includes/deduplication) --------------
@@ -126,12 +129,12 @@ if parentKey or parentJson then
   end
 end
 
-local attemptsMade = redis.call("HINCRBY", jobKey, "atm", 1)
+local attemptsMade = (tonumber(fields[4]) or 0) + 1
 
 local keepCount = tonumber(ARGV[7])
 if keepCount ~= 0 then
   redis.call("ZADD", KEYS[10], now, jobId)
-  redis.call("HSET", jobKey, property, value, "finishedOn", now)
+  redis.call("HSET", jobKey, property, value, "finishedOn", now, "atm", attemptsMade)
   if target == "failed" then
     redis.call("HDEL", jobKey, "defa")
   end
@@ -143,7 +146,8 @@ else
   deleteJobKeys(jobKey, true)
 end
 
-redis.call("XADD", q.events, "*", "event", target, "jobId", jobId, property, value, "prev", "active")
+redis.call("XADD", q.events, "MAXLEN", "~", cap, "*", "event", target, "jobId", jobId,
+  property, value, "prev", "active")
 if target == "failed" and attemptsMade >= (tonumber(ARGV[10]) or 0) then
   redis.call("XADD", q.events, "*", "event", "retries-exhausted", "jobId", jobId,
     "attemptsMade", attemptsMade)
@@ -157,7 +161,7 @@ end
 
 if ARGV[12] == "1" then
   local reply = takeNextJob(q, base, now, {token = ARGV[6], lockMs = ARGV[13],
-    limitMax = ARGV[14], limitWindow = ARGV[15], name = ARGV[16]})
+    limitMax = ARGV[14], limitWindow = ARGV[15], name = ARGV[16]}, meta)
   if reply then
     if not keepsAll then
       rememberOutcome(opKey, fetchedOutcome(reply), ARGV[17])

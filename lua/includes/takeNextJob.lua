@@ -5,9 +5,11 @@
     delay 0 and an uncapped "waiting" event with prev "delayed"; then the base marker unless
     blocked. Runs even when the queue is paused.
 
-  takeNextJob(q, base, now, w) with
+  takeNextJob(q, base, now, w, meta) with
     q: table of keys wait, active, prioritized, events, limiter, delayed, meta, pc, marker
     w: table token, lockMs, limitMax, limitWindow, name (strings; "" = not set)
+    meta: optional, the queue meta fields paused, concurrency, max, duration as read by the
+      caller in this call (read here when nil)
   returns
     {flat job hash, id, 0, 0}   a job moved to active: lock token set for lockMs (unless the
                                 token is "0"), processedOn = now, pb = name, ats + 1, an
@@ -62,8 +64,8 @@ local function popReadyId(q)
   return nil
 end
 
-local function takeNextJob(q, base, now, w)
-  local meta = redis.call("HMGET", q.meta, "paused", "concurrency", "max", "duration")
+local function takeNextJob(q, base, now, w, meta)
+  meta = meta or redis.call("HMGET", q.meta, "paused", "concurrency", "max", "duration")
   local blocked = blockedBy(meta[1], meta[2], q.active)
   promoteDueJobs(q, base, now, blocked)
 
