@@ -20,6 +20,7 @@ from bullmq_sync import (
     Job,
     JobHasFailedChildren,
     JobLockMismatch,
+    JobPendingChildren,
     Queue,
     RateLimitError,
     WaitingChildrenError,
@@ -492,5 +493,39 @@ def test_a_long_rate_limit_is_looked_at_again_after_the_cap(queue, raw, prefix, 
         while not done and time.monotonic() < deadline:
             time.sleep(0.02)
         assert done == [job.id]
+    finally:
+        worker.close()
+
+
+@pytest.mark.parametrize(
+    ("pending", "failed", "expected"),
+    [(True, False, JobPendingChildren), (False, True, JobHasFailedChildren),
+     (True, True, JobPendingChildren)],
+)
+def test_completing_a_parent_with_open_children_is_refused_and_changes_nothing(
+    queue: Queue, raw: Any, prefix: str, redis_url: str, pending: bool, failed: bool,
+    expected: type[Exception],
+) -> None:
+    """finishJob checks both child sets with one EXISTS: pending children answer -4 before
+    failed ones answer -9 (as BullMQ's moveToFinished), and the refused job stays active and
+    locked with its hash as it was."""
+    queue.add("parent", {})
+    worker = Worker("q", None, connection=redis_url, prefix=prefix, drain_delay=1)
+    try:
+        job = worker.get_next_job("tok-1")
+        assert job is not None
+        base = f"{prefix}:q:{job.id}"
+        if pending:
+            raw.sadd(f"{base}:dependencies", f"{prefix}:kids:1")
+        if failed:
+            raw.zadd(f"{base}:unsuccessful", {f"{prefix}:kids:2": 1})
+        before = (raw.hgetall(base), raw.lrange(f"{prefix}:q:active", 0, -1),
+                  raw.get(f"{base}:lock"), raw.xlen(f"{prefix}:q:events"))
+        with pytest.raises(expected):
+            job.move_to_completed("done", "tok-1")
+        after = (raw.hgetall(base), raw.lrange(f"{prefix}:q:active", 0, -1),
+                 raw.get(f"{base}:lock"), raw.xlen(f"{prefix}:q:events"))
+        assert after == before and after[2] == "tok-1"
+        assert raw.zcard(f"{prefix}:q:completed") == 0
     finally:
         worker.close()
