@@ -529,3 +529,17 @@ def test_completing_a_parent_with_open_children_is_refused_and_changes_nothing(
         assert raw.zcard(f"{prefix}:q:completed") == 0
     finally:
         worker.close()
+
+
+def test_finishing_jobs_keeps_the_event_stream_near_its_cap(
+    raw: Any, prefix: str, redis_url: str
+) -> None:
+    """The completed event is added with MAXLEN ~ opts.maxLenEvents (BullMQ trims there too):
+    300 jobs write about 900 events, the stream keeps about the cap (Redis trims whole nodes of
+    up to 100 entries, so "about" means within one node)."""
+    with Queue("q", {"streams": {"events": {"maxLen": 10}}}, prefix=prefix,
+               connection=redis_url) as queue:
+        queue.add_bulk([{"name": "n", "data": {"i": i}} for i in range(300)])
+        with make_worker(redis_url, prefix, lambda job: None, autorun=True, concurrency=4):
+            wait_for(lambda: raw.zcard(f"{prefix}:q:completed") == 300)
+    assert raw.xlen(f"{prefix}:q:events") <= 10 + 100 + 2
