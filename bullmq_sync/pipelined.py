@@ -47,6 +47,9 @@ class _Pipe:
     def __init__(self, client: redis.Redis, name: str) -> None:
         self._client = client  # keeps the socket's pool alive
         self.socket: Any = client.connection_pool.get_connection()
+        # The reader waits for replies without a limit (an idle socket is fine); each caller
+        # waits for its own reply at most the socket timeout (PipelinedScripts._round_trip).
+        self.socket._sock.settimeout(None)
         self.pid = _connection._Process.pid
         self._write = threading.Lock()
         self._waiting: collections.deque[_Waiter] = collections.deque()
@@ -156,7 +159,8 @@ class PipelinedScripts:
                 raise ClientClosed("the worker's pipelined socket is closed")
             pipe = self._pipe
             if pipe is None or pipe.failure is not None or pipe.pid != _connection._Process.pid:
-                client = self._connection.dedicated(socket_timeout=None)
+                # The connect and handshake are bounded by the socket timeout like any call.
+                client = self._connection.dedicated(socket_timeout=self._timeout)
                 # The parser decodes (in C with hiredis) as _decode would, "replace" included.
                 client.connection_pool.connection_kwargs.update(
                     decode_responses=True, encoding_errors="replace"
@@ -169,7 +173,8 @@ class PipelinedScripts:
         with self._lock:
             self._closed = True
             pipe, self._pipe = self._pipe, None
-        if pipe is not None:
+        # A pipe inherited through fork() is the parent's socket: leave it to the parent.
+        if pipe is not None and pipe.pid == _connection._Process.pid:
             pipe.fail(ClientClosed("closed"))
 
 

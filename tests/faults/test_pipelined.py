@@ -374,13 +374,6 @@ def test_reply_later_than_the_socket_timeout_fails_over_and_succeeds(local_redis
     connection.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the pipelined socket is reconnected with socket_timeout=None, so the "
-    "connect handshake (HELLO / CLIENT SETINFO) to a server that accepts but does not answer "
-    "waits without limit - past socket_timeout and retry_budget - while holding the lock "
-    "every other caller and close() need",
-)
 def test_server_that_never_answers_raises_redis_unavailable_after_the_budget(local_redis):
     """A frozen server (SIGSTOP: the kernel still accepts connections, nothing answers) for
     longer than socket_timeout + retry_budget: the call should give up with RedisUnavailable
@@ -441,11 +434,6 @@ def test_forked_child_gets_its_own_socket_and_the_parents_keeps_working(local_re
     connection.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: close() in a forked child that made no call yet shuts down the socket it "
-    "inherited (socket.shutdown on the shared file) - the parent's live pipelined socket",
-)
 def test_close_in_a_forked_child_leaves_the_parents_socket_alone(local_redis):
     """A forked child that closes the inherited PipelinedScripts before calling must not
     break the parent's socket (the child's close is about the child only)."""
