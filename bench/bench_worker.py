@@ -9,8 +9,10 @@ against one private, pinned redis-server (never the machine's own), at the same 
 Around each drain the server's ``INFO cpu`` is read: the Redis server's CPU time per job (user
 + sys, usec; everything the server did for that drain, network included), and ``INFO
 commandstats`` (reset before) gives the commands per job and where the time went (the usec of
-an EVALSHA includes the commands it ran, which are also counted under their own names). Prints jobs/s per round,
-medians and ratios, for each concurrency.
+an EVALSHA includes the commands it ran, which are also counted under their own names).
+Prints jobs/s per round, medians and ratios, for each concurrency. Our worker runs twice:
+as configured by default, and with ``batch_scheduling=False`` (every thread under Linux's
+default policy), so the effect of that setting is measured in the same run.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def fill(url: str, prefix: str, jobs: int) -> None:
                             for i in range(start, min(jobs, start + 1000))])
 
 
-def ours(url: str, prefix: str, jobs: int, concurrency: int) -> float:
+def ours(url: str, prefix: str, jobs: int, concurrency: int, batch: bool = True) -> float:
     done = threading.Event()
     count = [0]
     lock = threading.Lock()
@@ -49,11 +51,16 @@ def ours(url: str, prefix: str, jobs: int, concurrency: int) -> float:
 
     started = time.perf_counter()
     worker = Worker("bench", lambda job: None, connection=url, prefix=prefix,
-                    concurrency=concurrency, on_completed=completed)
+                    concurrency=concurrency, on_completed=completed, batch_scheduling=batch)
     done.wait(300)
     elapsed = time.perf_counter() - started
     worker.close()
     return elapsed
+
+
+def ours_default_scheduling(url: str, prefix: str, jobs: int, concurrency: int) -> float:
+    """Ours with ``batch_scheduling=False``: every thread under the default policy."""
+    return ours(url, prefix, jobs, concurrency, batch=False)
 
 
 def async_port(url: str, prefix: str, jobs: int, concurrency: int) -> float:
@@ -141,6 +148,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--no-async-port", action="store_true", help="leave the async port out")
+    parser.add_argument("--no-default-scheduling", action="store_true",
+                        help="leave out our worker with batch_scheduling=False")
     parser.add_argument("--top", type=int, default=4, help="commands shown per contender")
     add_placement_option(parser)
     args = parser.parse_args()
@@ -151,16 +160,21 @@ def main() -> None:
     url = server.url
     client = redis.Redis.from_url(url, decode_responses=True)
     contenders: dict[str, Callable[[str, str, int, int], float]] = {"bullmq-sync": ours}
+    if not args.no_default_scheduling:
+        contenders["bullmq-sync, batch_scheduling=False"] = ours_default_scheduling
     node = NodeWorker(url, client_cpu) if node_ready() else None
     if node is not None:
         contenders["node bullmq 6.7"] = node
+    else:
+        print("!!! NODE BULLMQ NOT RUN: node or tests/interop/node_modules is missing "
+              "(npm ci --prefix tests/interop); no ratio against Node below !!!", flush=True)
     if not args.no_async_port:
         try:
             import bullmq  # noqa: F401
 
             contenders["async port"] = async_port
         except ImportError:
-            pass
+            print("!!! ASYNC PORT NOT RUN: pip install bullmq !!!", flush=True)
 
     names = list(contenders)
     summary = []
@@ -192,7 +206,7 @@ def main() -> None:
                                    for cmd, (c, u) in top)
                 key = getattr(contenders[name], "__name__", type(contenders[name]).__name__)
                 io = IO_PER_JOB.get(key, [(0.0, 0.0)])[-1]
-                print(f"  {name:16s} {medians[name]:8.0f} jobs/s  {us[name]:5.1f} us/job  "
+                print(f"  {name:34s} {medians[name]:8.0f} jobs/s  {us[name]:5.1f} us/job  "
                       f"{per_job:4.2f} cmds/job  {io[0]:.2f} reads {io[1]:.2f} writes/job  "
                       f"[{detail}]")
             base = medians["bullmq-sync"]

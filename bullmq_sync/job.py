@@ -124,35 +124,48 @@ class Job:
     @classmethod
     def from_hash(cls, queue: Queue, job_id: str, raw: Mapping[str, str]) -> Job:
         """Build a Job from the fields of its Redis hash (all strings)."""
-        stacktrace = _json(raw.get("stacktrace"), [])
-        parent = _json(raw.get("parent"))
-        atm = raw.get("atm", raw.get("attemptsMade"))
-        return cls(
+        # A worker builds one per job: filled in directly, not through the 25-argument
+        # dataclass __init__ (same attributes, same values).
+        get = raw.get
+        stored_stack = get("stacktrace")
+        stacktrace = [] if stored_stack is None else _json(stored_stack, [])
+        stored_parent = get("parent")
+        parent = None if stored_parent is None else _json(stored_parent)
+        data = get("data")
+        progress = get("progress")
+        returnvalue = get("returnvalue")
+        atm = get("atm")
+        if atm is None:
+            atm = get("attemptsMade")
+        job = cls.__new__(cls)
+        job.__dict__.update(
             queue=queue,
             id=job_id,
-            name=raw.get("name", ""),
-            data=_json(raw.get("data"), {}),
-            opts=decode_stored_opts(raw.get("opts")),
-            timestamp=_int(raw.get("timestamp"), 0) or 0,
-            delay=_int(raw.get("delay"), 0) or 0,
-            priority=_int(raw.get("priority"), 0) or 0,
+            name=get("name", ""),
+            data={} if data is None else _json(data),
+            opts=decode_stored_opts(get("opts")),
+            timestamp=_int(get("timestamp"), 0) or 0,
+            delay=_int(get("delay"), 0) or 0,
+            priority=_int(get("priority"), 0) or 0,
             attempts_made=_int(atm, 0) or 0,
-            attempts_started=_int(raw.get("ats"), 0) or 0,
-            stalled_counter=_int(raw.get("stc"), 0) or 0,
-            processed_on=_int(raw.get("processedOn")),
-            finished_on=_int(raw.get("finishedOn")),
-            failed_reason=raw.get("failedReason"),
+            attempts_started=_int(get("ats"), 0) or 0,
+            stalled_counter=_int(get("stc"), 0) or 0,
+            processed_on=_int(get("processedOn")),
+            finished_on=_int(get("finishedOn")),
+            failed_reason=get("failedReason"),
             stacktrace=stacktrace if isinstance(stacktrace, list) else [],
-            return_value=_json(raw.get("returnvalue")),
-            progress=_json(raw.get("progress"), 0),
-            parent_key=raw.get("parentKey"),
+            return_value=None if returnvalue is None else _json(returnvalue),
+            progress=0 if progress is None else _json(progress),
+            parent_key=get("parentKey"),
             parent=parent if isinstance(parent, dict) else None,
-            processed_by=raw.get("pb"),
-            deduplication_id=raw.get("deid"),
-            repeat_job_key=raw.get("rjk"),
-            deferred_failure=raw.get("defa"),
+            processed_by=get("pb"),
+            deduplication_id=get("deid"),
+            repeat_job_key=get("rjk"),
+            deferred_failure=get("defa"),
             raw=dict(raw),
+            deduplicated_job_id=None,
         )
+        return job
 
     @classmethod
     def from_id(cls, queue: Queue, job_id: str | int) -> Job | None:

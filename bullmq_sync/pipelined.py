@@ -49,7 +49,8 @@ class _Pipe:
         self.socket: Any = client.connection_pool.get_connection()
         # The reader waits for replies without a limit (an idle socket is fine); each caller
         # waits for its own reply at most the socket timeout (PipelinedScripts._round_trip).
-        self.socket._sock.settimeout(None)
+        raw_socket: Any = self.socket._sock
+        raw_socket.settimeout(None)
         self.pid = _connection._Process.pid
         self._write = threading.Lock()
         self._waiting: collections.deque[_Waiter] = collections.deque()

@@ -413,6 +413,7 @@ def worker(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             processes=processes,
             max_jobs_per_child=getattr(args, "max_jobs_per_child", None),
+            batch_scheduling=not getattr(args, "default_scheduling", False),
             autorun=False,
         )
         how = f"{processes} processes" if processes else f"concurrency {args.concurrency}"

@@ -164,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a child process after M jobs (with --processes; default never)",
     )
     worker.add_argument(
+        "--default-scheduling",
+        action="store_true",
+        help="keep the job threads under Linux's default policy (default: SCHED_BATCH)",
+    )
+    worker.add_argument(
         "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
     )
     worker.set_defaults(handler=commands.worker)

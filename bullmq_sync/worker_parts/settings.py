@@ -92,6 +92,7 @@ class WorkerSettings:
     processes: int | None = None
     max_jobs_per_child: int | None = None
     child_initializer: str | None = None
+    batch_scheduling: bool = True
 
     @property
     def renew_every_ms(self) -> int:
@@ -165,7 +166,7 @@ def check(s: WorkerSettings) -> None:
     _integer("max_jobs_per_child", s.max_jobs_per_child, 1, optional=True)
     if s.lock_renew_time is not None:
         _integer("lock_renew_time", s.lock_renew_time, 1)
-    for name in ("autorun", "skip_stalled_check", "skip_lock_renewal"):
+    for name in ("autorun", "skip_stalled_check", "skip_lock_renewal", "batch_scheduling"):
         _flag(name, getattr(s, name))
     if not isinstance(s.prefix, str) or not s.prefix:
         raise InvalidArgument(f"prefix must be a non-empty string, got {s.prefix!r}")

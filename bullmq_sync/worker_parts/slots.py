@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import log, schedulers
@@ -57,6 +58,7 @@ class Slots:
         paused: threading.Event,
         unpaused: threading.Event,
         force_closed: threading.Event,
+        thread_start: Callable[[], object] | None = None,
     ) -> None:
         self._queue = queue
         self._emitter = emitter
@@ -71,6 +73,7 @@ class Slots:
         self._paused = paused
         self._unpaused = unpaused
         self._force_closed = force_closed
+        self._thread_start = thread_start
         self._busy = 0
         self._idle = threading.Condition()
         self.threads: list[threading.Thread] = []
@@ -109,6 +112,8 @@ class Slots:
     # -- the loop --------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        if self._thread_start is not None:
+            self._thread_start()
         work: tuple[Job, str] | None = None
         while not self._closing.is_set() or work is not None:
             try:
@@ -161,7 +166,7 @@ class Slots:
             if self._max_started_attempts and self._max_started_attempts < job.attempts_started:
                 raise UnrecoverableError(STALLED_LIMIT_MESSAGE)
             result = self.runner.run(job, token, signal)
-            encoded = json.dumps(result)
+            encoded = "null" if result is None else json.dumps(result)
         except Exception as exc:  # noqa: BLE001 - any processor failure fails the attempt
             error = exc
         finally:

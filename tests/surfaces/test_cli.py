@@ -472,3 +472,30 @@ def test_worker_command_with_processes_runs_the_function_in_children(g, queue, t
     assert proc.pid not in {v["pid"] for v in values}
     assert len({v["pid"] for v in values}) >= 3  # recycled after 2 jobs each
     assert "(2 processes)" in stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux only")
+@pytest.mark.parametrize(("flags", "policy"), [([], "SCHED_BATCH"),
+                                               (["--default-scheduling"], "SCHED_OTHER")])
+def test_worker_command_job_threads_policy(g, queue, tmp_path, flags, policy):
+    """The job threads run under SCHED_BATCH unless --default-scheduling is given."""
+    (tmp_path / "cli_policy_tasks.py").write_text(
+        "import os\n\ndef policy(job):\n    return os.sched_getscheduler(0)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bullmq_sync", *g, "worker", "cli_policy_tasks:policy",
+         "--queue", "q", *flags],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        job = queue.add("policy", {})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and str(queue.get_job_state(job.id)) != "completed":
+            time.sleep(0.05)
+        value = queue.get_job(job.id).return_value
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert value == getattr(os, policy)

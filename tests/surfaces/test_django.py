@@ -191,7 +191,11 @@ def test_management_commands(bullmq_settings, prefix, raw):
     assert info.value.returncode == 1
 
 
-@pytest.mark.parametrize("how", [["-c", "2"], ["--processes", "2"]], ids=["threads", "processes"])
+@pytest.mark.parametrize(
+    "how",
+    [["-c", "2"], ["--processes", "2"], ["-c", "2", "--default-scheduling"]],
+    ids=["threads", "processes", "threads-default-scheduling"],
+)
 def test_bullmq_worker_command(redis_url, prefix, tmp_path, how):
     (tmp_path / "dj_tasks.py").write_text(
         textwrap.dedent("""

@@ -47,6 +47,11 @@ class Command(BaseCommand):
             help="replace a child process after this many jobs (with --processes; default never)",
         )
         parser.add_argument(
+            "--default-scheduling",
+            action="store_true",
+            help="keep the job threads under Linux's default policy (default: SCHED_BATCH)",
+        )
+        parser.add_argument(
             "--log-level",
             default="INFO",
             help="level of the per-job log lines when LOGGING does not route bullmq_sync "
@@ -72,6 +77,7 @@ class Command(BaseCommand):
                 concurrency=options["concurrency"],
                 processes=processes,
                 max_jobs_per_child=options["max_jobs_per_child"],
+                batch_scheduling=not options["default_scheduling"],
                 child_initializer=f"{__name__}:setup_child" if processes else None,
                 autorun=False,
             )
