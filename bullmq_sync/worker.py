@@ -216,7 +216,13 @@ class Worker:
         )
         thread_start = use_batch_scheduling if settings.batch_scheduling else None
         self._finisher = Finisher(
-            self.queue, conn, self._events, self._fetcher, self._calls, worker_id=self.id
+            self.queue,
+            conn,
+            self._events,
+            self._fetcher,
+            self._calls,
+            worker_id=self.id,
+            share_socket=slots_count > 1,
         )
         self._locks = LockKeeper(
             self.queue,

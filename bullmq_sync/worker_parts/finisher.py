@@ -44,6 +44,7 @@ class Finisher:
         calls: Settings,
         *,
         worker_id: str,
+        share_socket: bool = True,
     ) -> None:
         self._queue = queue
         self._connection = connection
@@ -51,8 +52,11 @@ class Finisher:
         self._fetcher = fetcher
         self._calls = calls
         self._worker_id = worker_id
-        self._pipelined = PipelinedScripts(connection) if connection.single_node else None
-        """Finishing calls of all slots share one socket (Redis reads them in batches)."""
+        self._pipelined = (
+            PipelinedScripts(connection) if share_socket and connection.single_node else None
+        )
+        """Finishing calls of all slots share one socket (Redis reads them in batches); a
+        single slot has nothing to share it with and calls through the pool."""
         self._count_lock = threading.Lock()
         self.processed = 0
         """Jobs finished (completed or failed for good)."""

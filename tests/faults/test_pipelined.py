@@ -209,6 +209,26 @@ def test_worker_connections_killed_mid_run_complete_every_job_exactly_once(local
     assert any(e["event"] == "redis.retry" for e in log_events)  # the kills were felt
 
 
+@pytest.mark.parametrize(("concurrency", "shared"), [(1, False), (3, True)])
+def test_a_worker_shares_a_finishing_socket_only_when_it_has_several_slots(
+    local_redis, concurrency, shared
+):
+    """With one slot there is nothing to pipeline: its finishing calls go through the pool
+    (no reader thread, no extra socket); with several, one shared socket and reader."""
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    seen: list[bool] = []
+
+    def proc(job: Job) -> None:
+        seen.append(any(t.name == "bullmq-sync-replies" for t in threading.enumerate()))
+
+    with Queue("q", connection=local_redis.url, prefix="s") as queue:
+        queue.add_bulk([{"name": "n", "data": {}} for _ in range(20)])
+    with Worker("q", proc, connection=local_redis.url, prefix="s", concurrency=concurrency,
+                drain_delay=1):
+        wait_for(lambda: raw.zcard("s:q:completed") == 20)
+    assert len(seen) == 20 and any(seen) is shared and (not shared or seen[-1])
+
+
 # -- scripts flushed, server restarted ---------------------------------------------------
 
 
