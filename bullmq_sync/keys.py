@@ -133,6 +133,12 @@ class QueueKeys:
         """``<prefix>:<queue>:dn:<id>``: the job parked by ``keepLastIfActive``."""
         return f"{self.base}dn:{dedup_id}"
 
+    # -- job schedulers (schedulers.py) -------------------------------------------------------
+
+    def scheduler(self, scheduler_id: str) -> str:
+        """``<prefix>:<queue>:repeat:<id>``: a job scheduler's hash."""
+        return f"{self.repeat}:{scheduler_id}"
+
     # -- worker metrics (worker_steps.py) --------------------------------------------------
 
     def metrics(self, kind: str) -> str:

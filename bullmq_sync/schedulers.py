@@ -481,7 +481,7 @@ def get_many(
     pairs = [(str(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
     hashes = (
         queue.connection.pipeline(
-            [("HGETALL", f"{queue.keys.repeat}:{scheduler_id}") for scheduler_id, _ in pairs]
+            [("HGETALL", queue.keys.scheduler(scheduler_id)) for scheduler_id, _ in pairs]
         )
         if pairs
         else []
