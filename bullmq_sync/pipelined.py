@@ -15,8 +15,10 @@ recovery, typed errors. Single-node connections only (a cluster routes calls by 
 from __future__ import annotations
 
 import collections
+import os
 import socket as _socket
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,17 +44,20 @@ class _Waiter:
 
 
 class _Pipe:
-    """One connected socket, its writers' lock and its reader thread; dead after any failure."""
+    """One connected socket, its writers' lock and its reader thread; dead after any failure.
+
+    ``_write`` only orders the writes; the queue of callers and the failure are kept under
+    ``_state``, so failing the pipe never waits for a write in progress (the shutdown makes
+    that write fail). Writes are bounded by the socket timeout; the reader's reads too, and
+    it just reads again when one times out (callers keep their own deadlines).
+    """
 
     def __init__(self, client: redis.Redis, name: str) -> None:
         self._client = client  # keeps the socket's pool alive
         self.socket: Any = client.connection_pool.get_connection()
-        # The reader waits for replies without a limit (an idle socket is fine); each caller
-        # waits for its own reply at most the socket timeout (PipelinedScripts._round_trip).
-        raw_socket: Any = self.socket._sock
-        raw_socket.settimeout(None)
-        self.pid = _connection._Process.pid
+        self.pid = os.getpid()
         self._write = threading.Lock()
+        self._state = threading.Lock()
         self._waiting: collections.deque[_Waiter] = collections.deque()
         self.failure: BaseException | None = None
         threading.Thread(target=self._read_replies, name=name, daemon=True).start()
@@ -60,44 +65,53 @@ class _Pipe:
     def send(self, packed: bytes) -> _Waiter:
         waiter = _Waiter()
         with self._write:
-            if self.failure is not None:
-                raise redis.exceptions.ConnectionError(f"pipelined socket failed: {self.failure}")
-            self._waiting.append(waiter)
+            with self._state:
+                if self.failure is not None:
+                    raise _failed(self.failure)
+                self._waiting.append(waiter)
             try:
                 self.socket._sock.sendall(packed)
             except (OSError, AttributeError) as exc:  # AttributeError: disconnected meanwhile
-                failure = exc
+                failure: BaseException = exc
             else:
                 return waiter
         self.fail(failure)
         raise redis.exceptions.ConnectionError(f"send failed: {failure}")
 
     def _read_replies(self) -> None:
-        while True:
-            try:
-                reply = self.socket.read_response()
-            except redis.exceptions.ResponseError as exc:
-                reply = exc
-            except BaseException as exc:  # noqa: BLE001 - the socket is dead: fail the callers
-                self.fail(exc)
-                return
-            with self._write:
-                waiter = self._waiting.popleft() if self._waiting else None
-            if waiter is None:  # a reply nobody asked for: the stream is out of step
-                self.fail(redis.exceptions.ConnectionError("unexpected reply"))
-                return
-            waiter.reply = reply
-            waiter.ready.release()
+        try:
+            while True:
+                try:
+                    reply = self.socket.read_response(disconnect_on_error=False)
+                except redis.exceptions.ResponseError as exc:
+                    reply = exc
+                except redis.exceptions.TimeoutError:
+                    if self.failure is not None:
+                        return
+                    continue  # idle, or a slow reply: its caller's own deadline decides
+                except BaseException as exc:  # noqa: BLE001 - the socket is dead: fail callers
+                    self.fail(exc)
+                    return
+                with self._state:
+                    waiter = self._waiting.popleft() if self._waiting else None
+                if waiter is None:  # a reply nobody asked for: the stream is out of step
+                    self.fail(redis.exceptions.ConnectionError("unexpected reply"))
+                    return
+                waiter.reply = reply
+                waiter.ready.release()
+        finally:
+            self.socket.disconnect()
 
     def fail(self, exc: BaseException) -> None:
-        """Mark the pipe dead, wake every caller in flight with the failure, close the socket."""
-        with self._write:
+        """Mark the pipe dead, wake every caller in flight with the failure (``ClientClosed``
+        as it is, anything else as a transient ConnectionError), shut the socket down."""
+        with self._state:
             first = self.failure is None
             if first:
                 self.failure = exc
             waiting = list(self._waiting)
             self._waiting.clear()
-        error = redis.exceptions.ConnectionError(f"pipelined socket failed: {exc}")
+        error = _failed(exc)
         for waiter in waiting:
             waiter.reply = error
             waiter.ready.release()
@@ -105,14 +119,39 @@ class _Pipe:
             sock = self.socket._sock
             if sock is not None:
                 try:
-                    sock.shutdown(_socket.SHUT_RDWR)  # wakes the reader blocked in recv
+                    sock.shutdown(_socket.SHUT_RDWR)  # ends a blocked read or write at once
                 except OSError:
                     pass
 
 
+def _failed(exc: BaseException) -> BaseException:
+    if isinstance(exc, ClientClosed):
+        return exc
+    return redis.exceptions.ConnectionError(f"pipelined socket failed: {exc}")
+
+
+_INSTANCES: weakref.WeakSet[PipelinedScripts] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for instance in list(_INSTANCES):
+        instance._forget_parent()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def supported(connection: Connection) -> bool:
+    """True when ``connection``'s calls can share one socket: a single server (a cluster
+    routes calls by slot) whose replies are UTF-8 (what the pipe packs and decodes)."""
+    encoding = connection.pool.connection_kwargs.get("encoding", "utf-8")
+    return connection.single_node and str(encoding).replace("_", "-").lower() in ("utf-8", "utf8")
+
+
 class PipelinedScripts:
     """``call(name, keys, args)`` does what ``Connection.run_script`` does, on one socket
-    shared by every calling thread. ``close()`` ends it; later calls raise ``ClientClosed``."""
+    shared by every calling thread. ``close()`` ends it: calls in flight and later calls
+    raise ``ClientClosed``."""
 
     def __init__(self, connection: Connection, *, label: str = "bullmq-sync-replies") -> None:
         self._connection = connection
@@ -121,6 +160,7 @@ class PipelinedScripts:
         self._lock = threading.Lock()
         self._pipe: _Pipe | None = None
         self._closed = False
+        _INSTANCES.add(self)
 
     def call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._connection._scripts.get(name)
@@ -134,10 +174,8 @@ class PipelinedScripts:
                 self._connection.execute("SCRIPT", "LOAD", script.source)
                 reply = self._round_trip(guard, command)
             if isinstance(reply, redis.exceptions.ResponseError):
-                if is_readonly(reply):
-                    raise reply
                 raise ScriptFailed(f"{name}: {reply}", script=name)
-            if isinstance(reply, redis.exceptions.ConnectionError):
+            if isinstance(reply, BaseException):  # the socket failed, or close()
                 raise reply
             return reply
 
@@ -152,14 +190,19 @@ class PipelinedScripts:
             error = redis.exceptions.TimeoutError(f"no reply within {self._timeout} s")
             pipe.fail(error)
             raise error
-        return waiter.reply
+        reply = waiter.reply
+        if isinstance(reply, redis.exceptions.ResponseError) and is_readonly(reply):
+            # A replica now (failover): the next attempt reconnects, perhaps elsewhere.
+            pipe.fail(reply)
+            raise reply
+        return reply
 
     def _current(self) -> _Pipe:
         with self._lock:
             if self._closed:
                 raise ClientClosed("the worker's pipelined socket is closed")
             pipe = self._pipe
-            if pipe is None or pipe.failure is not None or pipe.pid != _connection._Process.pid:
+            if pipe is None or pipe.failure is not None:
                 # The connect and handshake are bounded by the socket timeout like any call.
                 client = self._connection.dedicated(socket_timeout=self._timeout)
                 # The parser decodes (in C with hiredis) as _decode would, "replace" included.
@@ -169,14 +212,18 @@ class PipelinedScripts:
                 pipe = self._pipe = _Pipe(client, self._label)
             return pipe
 
+    def _forget_parent(self) -> None:
+        """In a forked child: the parent's socket and lock are the parent's; start afresh."""
+        self._lock = threading.Lock()
+        self._pipe = None
+
     def close(self) -> None:
-        """Fail the calls in flight (they see ``ClientClosed``) and close the socket."""
+        """Fail the calls in flight with ``ClientClosed`` and close the socket."""
         with self._lock:
             self._closed = True
             pipe, self._pipe = self._pipe, None
-        # A pipe inherited through fork() is the parent's socket: leave it to the parent.
-        if pipe is not None and pipe.pid == _connection._Process.pid:
-            pipe.fail(ClientClosed("closed"))
+        if pipe is not None:
+            pipe.fail(ClientClosed("the worker's pipelined socket was closed"))
 
 
 def _pack(redis_socket: Any, command: tuple[Any, ...]) -> bytes:

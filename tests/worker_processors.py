@@ -76,3 +76,8 @@ def initialize() -> None:
 
 def was_initialized(job: Any) -> bool:
     return INITIALIZED == [os.getpid()]
+
+
+def policy(job: Any) -> list[int]:
+    """The child's pid and its scheduling policy (Linux)."""
+    return [os.getpid(), os.sched_getscheduler(0)]

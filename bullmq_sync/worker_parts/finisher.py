@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from .. import log
+from .. import log, pipelined
 from ..attempt_calls import Settings, delay_call, finish_call, retry_call
 from ..backoff import retry_delay
 from ..errors import UnrecoverableError, job_error
@@ -53,7 +53,9 @@ class Finisher:
         self._calls = calls
         self._worker_id = worker_id
         self._pipelined = (
-            PipelinedScripts(connection) if share_socket and connection.single_node else None
+            PipelinedScripts(connection)
+            if share_socket and pipelined.supported(connection)
+            else None
         )
         """Finishing calls of all slots share one socket (Redis reads them in batches); a
         single slot has nothing to share it with and calls through the pool."""

@@ -28,6 +28,7 @@ from ..errors import (
     WaitingError,
 )
 from . import child as child_module
+from .scheduling import default_policy_for_children
 from .signals import processor_arguments
 
 if TYPE_CHECKING:
@@ -132,7 +133,8 @@ class _Child:
             name=label,
             daemon=True,
         )
-        self.process.start()
+        with default_policy_for_children():
+            self.process.start()
         child_end.close()
         self.pipe: Pipe = parent_end
         self.jobs = 0

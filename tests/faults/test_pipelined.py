@@ -21,7 +21,7 @@ import redis
 from helpers import wait_for
 
 from bullmq_sync import Connection, Job, Queue, RedisUnavailable, Worker
-from bullmq_sync.errors import ClientClosed, InvalidArgument
+from bullmq_sync.errors import ClientClosed, InvalidArgument, is_readonly
 from bullmq_sync.pipelined import PipelinedScripts
 
 pytestmark = pytest.mark.faults
@@ -504,5 +504,104 @@ def test_unencodable_argument_raises_invalid_argument_and_sends_nothing(local_re
     assert pipelined._pipe is pipe and pipe is not None and pipe.failure is None
     assert _call(pipelined, 3) == _expected(3)
     assert int(raw.info("commandstats")["cmdstat_evalsha"]["calls"]) == evalsha + 1
+    pipelined.close()
+    connection.close()
+
+
+def test_a_write_blocked_by_a_frozen_server_holds_up_no_other_caller(local_redis):
+    """A 64 MB call to a frozen server blocks in the socket write: the write is bounded by
+    the socket timeout, and neither a small call made meanwhile nor close() waits for it;
+    all return (RedisUnavailable / ClientClosed) while the server is still frozen."""
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    _seed(raw, 3)
+    connection = Connection(local_redis.url, socket_timeout=0.5, retry_budget=0.5)
+    pipelined = PipelinedScripts(connection, label="pipetest-replies-bigwrite")
+    assert _call(pipelined, 0) == _expected(0)
+    keys = [f"{BASE}completed", f"{BASE}failed", f"{BASE}0", f"{BASE}events"]
+    outcomes: dict[str, BaseException | Any] = {}
+
+    def run(name: str, call: Any) -> None:
+        try:
+            outcomes[name] = call()
+        except BaseException as exc:  # noqa: BLE001 - the test looks at what was raised
+            outcomes[name] = exc
+
+    pid = local_redis.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        big = threading.Thread(target=run, args=(
+            "big", lambda: pipelined.call(SCRIPT, keys, ["0", 10, "x" * (64 << 20)])))
+        small = threading.Thread(target=run, args=("small", lambda: _call(pipelined, 1)))
+        big.start()
+        wait_for(lambda: pipelined._pipe is not None and pipelined._pipe._write.locked())
+        small.start()
+        small.join(6)
+        big.join(6)
+        run("close", pipelined.close)
+        frozen = _state_of(pid) == "T"  # still stopped: nobody waited for the server
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert not big.is_alive() and not small.is_alive() and frozen
+    assert isinstance(outcomes["big"], RedisUnavailable), outcomes
+    assert isinstance(outcomes["small"], (RedisUnavailable, ClientClosed)), outcomes
+    assert outcomes["close"] is None
+    connection.close()
+
+
+def _state_of(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_close_hands_calls_in_flight_client_closed_without_a_retry(local_redis, log_events):
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    _seed(raw, 2)
+    connection = Connection(local_redis.url)
+    pipelined = PipelinedScripts(connection, label="pipetest-replies-close2")
+    assert _call(pipelined, 0) == _expected(0)
+    raw.execute_command("CLIENT", "PAUSE", 3000, "ALL")
+    outcome: list[BaseException] = []
+
+    def waiting_call() -> None:
+        try:
+            _call(pipelined, 1)
+        except BaseException as exc:  # noqa: BLE001
+            outcome.append(exc)
+
+    thread = threading.Thread(target=waiting_call)
+    thread.start()
+    wait_for(lambda: pipelined._pipe is not None and len(pipelined._pipe._waiting) == 1)
+    pipelined.close()
+    thread.join(5)
+    raw.execute_command("CLIENT", "UNPAUSE")
+    assert len(outcome) == 1 and isinstance(outcome[0], ClientClosed)
+    assert not [e for e in log_events if e["event"].startswith("redis.")]  # no retry at all
+    connection.close()
+
+
+def test_a_readonly_reply_replaces_the_socket(local_redis):
+    """A server turned replica answers READONLY: the shared socket is dropped so the retry
+    reconnects (a failover behind a DNS name lands on the new primary), as a pooled call
+    drops its connection."""
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    connection = Connection(local_redis.url, retry_budget=1.0)
+    pipelined = PipelinedScripts(connection, label="pipetest-replies-readonly")
+
+    def update(n: int) -> Any:
+        keys = [f"{BASE}x", f"{BASE}events", f"{BASE}meta", f"{BASE}op{n}"]
+        return pipelined.call("updateJobFields", keys, ["x", "data", f'{{"a":{n}}}', "", 1000])
+
+    raw.hset(f"{BASE}x", "data", "{}")
+    assert update(1) == [0]
+    old_pipe = pipelined._pipe
+    raw.execute_command("REPLICAOF", "127.0.0.1", "1")  # an address that never answers
+    try:
+        with pytest.raises(RedisUnavailable):
+            update(2)
+    finally:
+        raw.execute_command("REPLICAOF", "NO", "ONE")
+    assert old_pipe is not None and is_readonly(old_pipe.failure)
+    assert update(3) == [0] and raw.hget(f"{BASE}x", "data") == '{"a":3}'
+    assert pipelined._pipe is not old_pipe
     pipelined.close()
     connection.close()

@@ -121,3 +121,18 @@ def test_batch_scheduling_must_be_a_bool(redis_url: str, prefix: str, value: Any
     with pytest.raises(InvalidArgument, match="batch_scheduling must be True or False"):
         Worker("q", lambda job: None, connection=redis_url, prefix=prefix,
                batch_scheduling=value)
+
+
+def test_child_processes_run_under_the_default_policy_even_when_replaced(
+    queue: Queue, redis_url: str, prefix: str
+) -> None:
+    """processes=N: the first children are started by the caller, replacements by a slot
+    thread (under SCHED_BATCH); every child runs under the default policy."""
+    jobs = [queue.add("policy", {}) for _ in range(3)]
+    with Worker("q", "worker_processors:policy", connection=redis_url, prefix=prefix,
+                processes=1, max_jobs_per_child=1, drain_delay=1):
+        wait_for(lambda: all(str(queue.get_job_state(j.id)) == "completed" for j in jobs),
+                 timeout=60)
+    values = [queue.get_job(j.id).return_value for j in jobs]  # type: ignore[union-attr]
+    assert len({pid for pid, _ in values}) == 3  # a new child for each job
+    assert [p for _, p in values] == [os.SCHED_OTHER] * 3

@@ -237,6 +237,9 @@ def test_bullmq_worker_command(redis_url, prefix, tmp_path, how):
                 time.sleep(0.1)
             job = queue.get_job(job_id)
             assert job is not None and job.return_value == "sent to c@example.com"
+            if hasattr(os, "SCHED_BATCH"):  # job threads: SCHED_BATCH unless told otherwise
+                batch = "--default-scheduling" not in how
+                assert (os.SCHED_BATCH in _thread_policies(proc.pid)) is batch
             bad = queue.add("welcome", {"to": "nobody"})
             while str(queue.get_job_state(bad.id)) != "failed" and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -278,3 +281,14 @@ class EnqueueOnCommitTestCase(TestCase):
         job = get_queue("emails").get_job(job_id)
         assert job is not None
         self.assertEqual(job.name, "welcome")
+
+
+def _thread_policies(pid: int) -> set[int]:
+    """The scheduling policies of a process's threads (Linux)."""
+    policies = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            policies.add(os.sched_getscheduler(int(tid)))
+        except ProcessLookupError:  # the thread ended meanwhile
+            pass
+    return policies
