@@ -126,7 +126,8 @@ def test_find_fail_retry_and_watch_a_node_worker_complete_it(page, node, redis_u
         worker.start()
         expect(page.locator("#job-state")).to_have_text("completed", timeout=20000)
         worker.join()
-        assert page.locator("#event-log").inner_text().count("completed") >= 1
+        # The state and the event log are updated by separate SSE messages: wait for both.
+        expect(page.locator("#event-log")).to_contain_text("completed", timeout=10000)
         shot(page, "job-completed-live")
         assert raw.hget(f"{prefix}:emails:{failing}", "returnvalue") is not None
 
