@@ -49,7 +49,7 @@ redis.call("XADD", KEYS[6], "MAXLEN", "~", eventsCap(KEYS[7]), "*",
 if ARGV[8] == "1" then
   local q = {wait = KEYS[9], active = KEYS[2], prioritized = KEYS[3], events = KEYS[6],
     limiter = KEYS[10], delayed = KEYS[4], meta = KEYS[7], pc = KEYS[11], marker = KEYS[1]}
-  local reply = takeNextJob(q, base, now, {token = ARGV[4], lockMs = ARGV[9],
+  local reply = takeNextJob(q, base, ARGV[2], {token = ARGV[4], lockMs = ARGV[9],
     limitMax = ARGV[10], limitWindow = ARGV[11], name = ARGV[12]})
   if reply and type(reply[1]) == "table" then
     rememberOutcome(opKey, fetchedOutcome(reply), ARGV[13])

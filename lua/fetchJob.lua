@@ -15,6 +15,6 @@
 
 local q = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], events = KEYS[4],
   limiter = KEYS[5], delayed = KEYS[6], meta = KEYS[7], pc = KEYS[8], marker = KEYS[9]}
-local reply = takeNextJob(q, ARGV[1], tonumber(ARGV[2]), {token = ARGV[3], lockMs = ARGV[4],
+local reply = takeNextJob(q, ARGV[1], ARGV[2], {token = ARGV[3], lockMs = ARGV[4],
   limitMax = ARGV[5], limitWindow = ARGV[6], name = ARGV[7]})
 return reply or {0, 0, 0, 0}

@@ -53,10 +53,13 @@ class LocalRedis:
     """A redis-server process this test run owns: start, kill, restart, stop."""
 
     def __init__(
-        self, binary: str, port: int | None = None, extra: list[str] | None = None, cpu: int | None = None
+        self, binary: str, port: int | None = None, extra: list[str] | None = None, cpu: int | None = None,
+        wrapper: list[str] | None = None, ready_timeout: float = 10.0,
     ) -> None:
         self.binary = binary
         self.cpu = cpu
+        self.wrapper = wrapper or []  # a command the server runs under (a benchmark's valgrind)
+        self.ready_timeout = ready_timeout
         self.port = port or free_port()
         self.extra = extra or []
         self.dir = tempfile.mkdtemp(prefix="bullmq-sync-redis-")
@@ -69,14 +72,14 @@ class LocalRedis:
     def start(self) -> LocalRedis:
         pin = ["taskset", "-c", str(self.cpu)] if self.cpu is not None and shutil.which("taskset") else []
         args = [
-            *pin,
+            *pin, *self.wrapper,
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", self.dir,
             "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log"),
             *self.extra,
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait_ready()
+        self.wait_ready(self.ready_timeout)
         return self
 
     def wait_ready(self, timeout: float = 10.0) -> None:

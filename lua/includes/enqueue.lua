@@ -13,7 +13,7 @@ end
 
 local function wakeWorkers(markerKey, blocked)
   if not blocked then
-    redis.call("ZADD", markerKey, 0, "0")
+    redis.call("ZADD", markerKey, "0", "0")
   end
 end
 

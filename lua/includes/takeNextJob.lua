@@ -6,6 +6,7 @@
     blocked. Runs even when the queue is paused.
 
   takeNextJob(q, base, now, w, meta) with
+    now: the time in ms as the caller received it (ARGV text, digits)
     q: table of keys wait, active, prioritized, events, limiter, delayed, meta, pc, marker
     w: table token, lockMs, limitMax, limitWindow, name (strings; "" = not set)
     meta: optional, the queue meta fields paused, concurrency, max, duration as read by the
@@ -21,12 +22,15 @@
     {0, 0, 0, due}              nothing now; the earliest delayed job is due at due ms
     nil                         nothing at all
   The wait list tail wins over prioritized jobs (lowest score). Limits: meta "max" else the
-  worker's max; window: the worker's else meta "duration". ]]
+  worker's max; window: the worker's else meta "duration".
+  Numbers reach Redis as text: redis.call formats a Lua number with "%.17g", which costs
+  more than the command it feeds on this hot path. ]]
 -- @include "pausedOrMaxed"
 -- @include "enqueue"
 -- @include "delayedScore"
 local function promoteDueJobs(q, base, now, blocked)
-  local due = redis.call("ZRANGEBYSCORE", q.delayed, 0, (now + 1) * 4096 - 1, "LIMIT", 0, 1000)
+  local last = string.format("%d", (tonumber(now) + 1) * 4096 - 1)
+  local due = redis.call("ZRANGEBYSCORE", q.delayed, "0", last, "LIMIT", "0", "1000")
   if #due == 0 then
     return
   end
@@ -40,7 +44,7 @@ local function promoteDueJobs(q, base, now, blocked)
       redis.call("LPUSH", q.wait, id)
     end
     redis.call("XADD", q.events, "*", "event", "waiting", "jobId", id, "prev", "delayed")
-    redis.call("HSET", jobKey, "delay", 0)
+    redis.call("HSET", jobKey, "delay", "0")
   end
   wakeWorkers(q.marker, blocked)
 end
@@ -49,7 +53,7 @@ local function popReadyId(q)
   local id = redis.call("RPOPLPUSH", q.wait, q.active)
   if id and string.sub(id, 1, 2) == "0:" then
     -- a pre-v5 marker entry: drop it and look again
-    redis.call("LREM", q.active, 1, id)
+    redis.call("LREM", q.active, "1", id)
     id = redis.call("RPOPLPUSH", q.wait, q.active)
   end
   if id then
@@ -112,8 +116,8 @@ local function takeNextJob(q, base, now, w, meta)
   else
     redis.call("HSET", jobKey, "processedOn", now)
   end
-  redis.call("HINCRBY", jobKey, "ats", 1)
-  redis.call("ZADD", q.marker, 0, "0")
+  redis.call("HINCRBY", jobKey, "ats", "1")
+  redis.call("ZADD", q.marker, "0", "0")
   return {redis.call("HGETALL", jobKey), id, 0, 0}
 end
 

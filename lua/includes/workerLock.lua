@@ -36,7 +36,7 @@ local function leaveActive(jobKey, activeKey, stalledKey, jobId, token, reason, 
       redis.call("HSET", jobKey, "failedReason", reason)
     end
   end
-  if redis.call("LREM", activeKey, -1, jobId) == 0 then
+  if redis.call("LREM", activeKey, "-1", jobId) == 0 then
     return -3
   end
   return 0
