@@ -33,12 +33,14 @@ def test_two_processes_really_run_two_jobs_at_once(queue: Queue, raw: Any, redis
         assert worker.concurrency == 2
     runs = [json.loads(fields(raw, prefix, j.id)["returnvalue"]) for j in jobs]
     assert len({r["pid"] for r in runs}) == 2 and os.getpid() not in {r["pid"] for r in runs}
-    # Overlap of the run intervals (not speed): some pair of jobs ran at the same moment.
+    # Overlap of the run intervals (not speed): some pair of jobs ran at the same moment. Jobs
+    # run one after another never overlap; how much they do depends on when the second child
+    # was ready (about 200 ms late on a slow VM), so any clear overlap proves it.
     overlaps = [
         min(a["end"], b["end"]) - max(a["start"], b["start"])
         for i, a in enumerate(runs) for b in runs[i + 1:] if a["pid"] != b["pid"]
     ]
-    assert max(overlaps) > 0.2
+    assert max(overlaps) > 0.05
 
 
 def test_a_child_that_exits_fails_its_job_and_is_replaced(queue: Queue, raw: Any,
