@@ -9,7 +9,10 @@ against one private, pinned redis-server (never the machine's own), at the same 
 Around each drain the server's ``INFO cpu`` is read: the Redis server's CPU time per job (user
 + sys, usec; everything the server did for that drain, network included), and ``INFO
 commandstats`` (reset before) gives the commands per job and where the time went (the usec of
-an EVALSHA includes the commands it ran, which are also counted under their own names).
+an EVALSHA includes the commands it ran, which are also counted under their own names). The
+client's CPU time per job (user + sys of the worker's process, all its threads, from the
+worker's creation to the last ``completed``; Node's from ``process.cpuUsage``) is printed too:
+from concurrency 8 on it tells which side is the limit.
 Prints jobs/s per round, medians and ratios, for each concurrency. Our worker runs twice:
 as configured by default, and with ``batch_scheduling=False`` (every thread under Linux's
 default policy), so the effect of that setting is measured in the same run.
@@ -38,6 +41,10 @@ def fill(url: str, prefix: str, jobs: int) -> None:
                             for i in range(start, min(jobs, start + 1000))])
 
 
+CLIENT_CPU_S = [0.0]
+"""The client CPU seconds (user + sys) of the last drain, set by each contender."""
+
+
 def ours(url: str, prefix: str, jobs: int, concurrency: int, batch: bool = True) -> float:
     done = threading.Event()
     count = [0]
@@ -49,11 +56,12 @@ def ours(url: str, prefix: str, jobs: int, concurrency: int, batch: bool = True)
             if count[0] >= jobs:
                 done.set()
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     worker = Worker("bench", lambda job: None, connection=url, prefix=prefix,
                     concurrency=concurrency, on_completed=completed, batch_scheduling=batch)
     done.wait(300)
     elapsed = time.perf_counter() - started
+    CLIENT_CPU_S[0] = time.process_time() - cpu
     worker.close()
     return elapsed
 
@@ -78,12 +86,13 @@ def async_port(url: str, prefix: str, jobs: int, concurrency: int) -> float:
             if count[0] >= jobs:
                 done.set()
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         worker = AsyncWorker("bench", noop, {"connection": url, "prefix": prefix,
                                              "concurrency": concurrency})
         worker.on("completed", completed)
         await asyncio.wait_for(done.wait(), 300)
         elapsed = time.perf_counter() - started
+        CLIENT_CPU_S[0] = time.process_time() - cpu
         await worker.close()
         return elapsed
 
@@ -96,7 +105,9 @@ class NodeWorker(NodeScript):
 
     def __call__(self, url: str, prefix: str, jobs: int, concurrency: int) -> float:
         request = {"queue": "bench", "prefix": prefix, "count": jobs, "concurrency": concurrency}
-        return float(self.ask(request)["ms"]) / 1000
+        reply = self.ask(request)
+        CLIENT_CPU_S[0] = float(reply["cpu_us"]) / 1e6
+        return float(reply["ms"]) / 1000
 
 
 def server_stats(client: redis.Redis) -> dict[str, tuple[int, int]]:
@@ -124,8 +135,8 @@ IO_PER_JOB: dict[str, list[tuple[float, float]]] = {}
 def drain_measured(
     client: redis.Redis, run: Callable[[str, str, int, int], float], url: str, jobs: int,
     concurrency: int,
-) -> tuple[float, float, dict[str, tuple[int, int]]]:
-    """(jobs/s, server CPU usec per job, commandstats) of one drain."""
+) -> tuple[float, float, float, dict[str, tuple[int, int]]]:
+    """(jobs/s, server CPU usec per job, client CPU usec per job, commandstats) of one drain."""
     prefix = f"bw{uuid.uuid4().hex[:8]}"
     fill(url, prefix, jobs)
     client.config_resetstat()
@@ -139,7 +150,7 @@ def drain_measured(
     stats = server_stats(client)
     for name in ("config|resetstat", "info"):
         stats.pop(name, None)
-    return jobs / elapsed, cpu_us, stats
+    return jobs / elapsed, cpu_us, CLIENT_CPU_S[0] * 1e6 / jobs, stats
 
 
 def main() -> None:
@@ -182,22 +193,26 @@ def main() -> None:
         for concurrency in args.concurrency:
             rates: dict[str, list[float]] = {name: [] for name in contenders}
             server_us: dict[str, list[float]] = {name: [] for name in contenders}
+            client_us: dict[str, list[float]] = {name: [] for name in contenders}
             calls: dict[str, list[dict[str, tuple[int, int]]]] = {name: [] for name in contenders}
             for round_no in range(args.rounds):
                 order = names[round_no % len(names):] + names[:round_no % len(names)]
                 line = []
                 for name in order:
-                    rate, cpu_us, stats = drain_measured(client, contenders[name], url, args.jobs,
-                                                         concurrency)
+                    rate, cpu_us, own_us, stats = drain_measured(
+                        client, contenders[name], url, args.jobs, concurrency)
                     rates[name].append(rate)
                     server_us[name].append(cpu_us)
+                    client_us[name].append(own_us)
                     calls[name].append(stats)
-                    line.append(f"{name} {rate:7.0f}/s {server_us[name][-1]:5.1f}us")
+                    line.append(f"{name} {rate:7.0f}/s {cpu_us:5.1f}us {own_us:5.1f}us")
                 print(f"c={concurrency} round {round_no + 1}: " + "  ".join(line), flush=True)
             medians = {name: statistics.median(v) for name, v in rates.items()}
             us = {name: statistics.median(v) for name, v in server_us.items()}
+            own = {name: statistics.median(v) for name, v in client_us.items()}
             print(f"\nno-op jobs at concurrency {concurrency}, {args.jobs} jobs, median of "
-                  f"{args.rounds} rounds: jobs/s, Redis server CPU usec per job, commands per job")
+                  f"{args.rounds} rounds: jobs/s, Redis server and client CPU usec per job, "
+                  "commands per job")
             for name in names:
                 last = calls[name][-1]
                 per_job = sum(c for c, _ in last.values()) / args.jobs
@@ -207,8 +222,8 @@ def main() -> None:
                 key = getattr(contenders[name], "__name__", type(contenders[name]).__name__)
                 io = IO_PER_JOB.get(key, [(0.0, 0.0)])[-1]
                 print(f"  {name:34s} {medians[name]:8.0f} jobs/s  {us[name]:5.1f} us/job  "
-                      f"{per_job:4.2f} cmds/job  {io[0]:.2f} reads {io[1]:.2f} writes/job  "
-                      f"[{detail}]")
+                      f"client {own[name]:5.1f} us/job  {per_job:4.2f} cmds/job  "
+                      f"{io[0]:.2f} reads {io[1]:.2f} writes/job  [{detail}]")
             base = medians["bullmq-sync"]
             for name in names[1:]:
                 ratio = base / medians[name]
@@ -216,7 +231,8 @@ def main() -> None:
                                                     strict=True)]
                 summary.append(f"c={concurrency}: bullmq-sync / {name}: {ratio:.2f}x jobs/s, "
                                f"server CPU us/job {us['bullmq-sync']:.1f} vs {us[name]:.1f} "
-                               f"(per-round ratio median {statistics.median(cpu_ratios):.2f})")
+                               f"(per-round ratio median {statistics.median(cpu_ratios):.2f}), "
+                               f"client CPU us/job {own['bullmq-sync']:.1f} vs {own[name]:.1f}")
                 print(f"  bullmq-sync / {name}: {ratio:.2f}x")
             print(flush=True)
     finally:

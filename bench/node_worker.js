@@ -1,7 +1,8 @@
 // Node BullMQ side of bench_worker.py: times a no-op Worker draining a prepared queue.
 // Reads JSON lines {"queue", "prefix", "count", "concurrency"} on stdin; for each it starts a
-// Worker (no-op processor), waits for `count` completed jobs and answers {"ms": elapsed}
-// measured from the Worker's creation to the last completion, then closes the Worker.
+// Worker (no-op processor), waits for `count` completed jobs and answers {"ms": elapsed,
+// "cpu_us": this process's user + system CPU meanwhile}, both measured from the Worker's
+// creation to the last completion, then closes the Worker.
 'use strict';
 const path = require('path');
 const readline = require('readline');
@@ -17,6 +18,7 @@ async function drain(request) {
   let finish;
   const finished = new Promise((resolve) => { finish = resolve; });
   const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   const worker = new Worker(request.queue, async () => null, {
     connection, prefix: request.prefix, concurrency: request.concurrency, autorun: false,
   });
@@ -27,9 +29,10 @@ async function drain(request) {
   worker.run();
   await finished;
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const used = process.cpuUsage(cpu);
   await worker.close();
   await connection.quit();
-  return { ms };
+  return { ms, cpu_us: used.user + used.system };
 }
 
 const lines = readline.createInterface({ input: process.stdin });
