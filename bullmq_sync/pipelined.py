@@ -76,6 +76,8 @@ class _Pipe:
             else:
                 return waiter
         self.fail(failure)
+        if isinstance(self.failure, ClientClosed):  # close() shut the socket mid-write
+            raise self.failure
         raise redis.exceptions.ConnectionError(f"send failed: {failure}")
 
     def _read_replies(self) -> None:

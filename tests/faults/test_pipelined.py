@@ -579,6 +579,40 @@ def test_close_hands_calls_in_flight_client_closed_without_a_retry(local_redis, 
     connection.close()
 
 
+class _ClosedMidWrite:
+    """A socket whose next write starts only after ``close()`` shut it down."""
+
+    def __init__(self, sock: Any, pipelined: PipelinedScripts) -> None:
+        self._sock = sock
+        self._pipelined = pipelined
+
+    def sendall(self, data: bytes) -> None:
+        self._pipelined.close()
+        self._sock.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def test_a_write_cut_short_by_close_raises_client_closed_without_a_retry(
+    local_redis, log_events
+):
+    """close() shuts the socket while a call is being written: the write fails with EPIPE, and
+    the caller gets ClientClosed at once, not a transient error that is retried."""
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    _seed(raw, 2)
+    connection = Connection(local_redis.url)
+    pipelined = PipelinedScripts(connection, label="pipetest-replies-close3")
+    assert _call(pipelined, 0) == _expected(0)
+    pipe = pipelined._pipe
+    assert pipe is not None
+    pipe.socket._sock = _ClosedMidWrite(pipe.socket._sock, pipelined)
+    with pytest.raises(ClientClosed):
+        _call(pipelined, 1)
+    assert not [e for e in log_events if e["event"].startswith("redis.")]  # no retry at all
+    connection.close()
+
+
 def test_a_readonly_reply_replaces_the_socket(local_redis):
     """A server turned replica answers READONLY: the shared socket is dropped so the retry
     reconnects (a failover behind a DNS name lands on the new primary), as a pooled call
