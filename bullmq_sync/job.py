@@ -124,6 +124,11 @@ class Job:
     @classmethod
     def from_hash(cls, queue: Queue, job_id: str, raw: Mapping[str, str]) -> Job:
         """Build a Job from the fields of its Redis hash (all strings)."""
+        return cls._from_fields(queue, job_id, dict(raw))
+
+    @classmethod
+    def _from_fields(cls, queue: Queue, job_id: str, raw: dict[str, str]) -> Job:
+        """``from_hash`` taking ``raw`` as the Job's own ``raw`` (not copied)."""
         # A worker builds one per job: filled in directly, not through the 25-argument
         # dataclass __init__ (same attributes, same values).
         get = raw.get
@@ -137,6 +142,29 @@ class Job:
         atm = get("atm")
         if atm is None:
             atm = get("attemptsMade")
+        processed_on, finished_on = get("processedOn"), get("finishedOn")
+        try:  # what Redis stores: whole numbers, or nothing
+            numbers = (
+                int(get("timestamp") or 0),
+                int(get("delay") or 0),
+                int(get("priority") or 0),
+                int(atm or 0),
+                int(get("ats") or 0),
+                int(get("stc") or 0),
+                int(processed_on) if processed_on else None,
+                int(finished_on) if finished_on else None,
+            )
+        except ValueError:  # hand-written: "1.5e3" and the like, or garbage
+            numbers = (
+                _int(get("timestamp"), 0) or 0,
+                _int(get("delay"), 0) or 0,
+                _int(get("priority"), 0) or 0,
+                _int(atm, 0) or 0,
+                _int(get("ats"), 0) or 0,
+                _int(get("stc"), 0) or 0,
+                _int(processed_on),
+                _int(finished_on),
+            )
         job = cls.__new__(cls)
         job.__dict__.update(
             queue=queue,
@@ -144,14 +172,14 @@ class Job:
             name=get("name", ""),
             data={} if data is None else _json(data),
             opts=decode_stored_opts(get("opts")),
-            timestamp=_int(get("timestamp"), 0) or 0,
-            delay=_int(get("delay"), 0) or 0,
-            priority=_int(get("priority"), 0) or 0,
-            attempts_made=_int(atm, 0) or 0,
-            attempts_started=_int(get("ats"), 0) or 0,
-            stalled_counter=_int(get("stc"), 0) or 0,
-            processed_on=_int(get("processedOn")),
-            finished_on=_int(get("finishedOn")),
+            timestamp=numbers[0],
+            delay=numbers[1],
+            priority=numbers[2],
+            attempts_made=numbers[3],
+            attempts_started=numbers[4],
+            stalled_counter=numbers[5],
+            processed_on=numbers[6],
+            finished_on=numbers[7],
             failed_reason=get("failedReason"),
             stacktrace=stacktrace if isinstance(stacktrace, list) else [],
             return_value=None if returnvalue is None else _json(returnvalue),
@@ -162,7 +190,7 @@ class Job:
             deduplication_id=get("deid"),
             repeat_job_key=get("rjk"),
             deferred_failure=get("defa"),
-            raw=dict(raw),
+            raw=raw,
             deduplicated_job_id=None,
         )
         return job

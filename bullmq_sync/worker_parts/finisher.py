@@ -53,12 +53,13 @@ class Finisher:
         self._calls = calls
         self._worker_id = worker_id
         self._pipelined = (
-            PipelinedScripts(connection)
-            if share_socket and pipelined.supported(connection)
+            PipelinedScripts(connection, reader_thread=share_socket)
+            if pipelined.supported(connection)
             else None
         )
         """Finishing calls of all slots share one socket (Redis reads them in batches); a
-        single slot has nothing to share it with and calls through the pool."""
+        single slot has nothing to share it with: it reads its own replies there, with no
+        reader thread."""
         self._count_lock = threading.Lock()
         self.processed = 0
         """Jobs finished (completed or failed for good)."""

@@ -97,7 +97,7 @@ class ActiveJob(Job):
     def from_reply(
         cls, queue: Queue, job_id: str, raw: dict[str, str], on_progress: Callable[[Job, Any], None]
     ) -> ActiveJob:
-        job = cls.from_hash(queue, job_id, raw)
+        job = cls._from_fields(queue, job_id, raw)  # raw: a fresh dict, the Job's own
         assert isinstance(job, ActiveJob)
         job.on_progress = on_progress
         return job

@@ -29,6 +29,12 @@ pytestmark = pytest.mark.faults
 BASE = "pp:q:"
 SCRIPT = "jobFinishedState"
 
+BOTH_MODES = pytest.mark.parametrize(
+    "reader_thread", [pytest.param(True, id="reader-thread"), pytest.param(False, id="inline")]
+)
+"""A fault test run twice: callers sharing the socket through a reader thread, and callers
+taking turns that each read their own reply (``reader_thread=False``, a one-slot worker)."""
+
 
 def _seed(raw: redis.Redis, count: int) -> None:
     """Jobs 0..count-1 in the completed set, job i with returnvalue "r<i>"."""
@@ -126,14 +132,19 @@ def test_many_threads_each_get_their_own_reply_and_share_socket_reads(local_redi
 # -- the socket killed ---------------------------------------------------------------------
 
 
-def test_killed_socket_fails_over_and_every_caller_still_gets_its_reply(local_redis, log_events):
+@BOTH_MODES
+def test_killed_socket_fails_over_and_every_caller_still_gets_its_reply(
+    local_redis, reader_thread, log_events
+):
     """CLIENT KILL of the pipelined socket, several times while 32 threads call: the calls in
     flight fail together and are retried on a new socket; every caller still gets its own
     correct reply and none sees an error."""
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     _seed(raw, 2000)
     connection = Connection(local_redis.url)
-    pipelined = PipelinedScripts(connection, label="pipetest-replies-kill")
+    pipelined = PipelinedScripts(
+        connection, label="pipetest-replies-kill", reader_thread=reader_thread
+    )
     assert _call(pipelined, 0) == _expected(0)
     sockets = {id(pipelined._pipe)}
     kills: list[int] = []
@@ -166,10 +177,14 @@ def test_killed_socket_fails_over_and_every_caller_still_gets_its_reply(local_re
     connection.close()
 
 
-def test_worker_connections_killed_mid_run_complete_every_job_exactly_once(local_redis, log_events):
-    """A Worker (concurrency 16, finishJob pipelined) whose every connection is killed five
-    times mid-run: every job is completed exactly once - one completion in the completed set,
-    atm 1, one "completed" event each, the processor ran once per job."""
+@pytest.mark.parametrize(("concurrency", "pause"), [(16, 0.01), (1, 0.002)])
+def test_worker_connections_killed_mid_run_complete_every_job_exactly_once(
+    local_redis, log_events, concurrency, pause
+):
+    """A Worker (finishJob on its own socket: shared by 16 slots, or read by its one slot)
+    whose every connection is killed five times mid-run: every job is completed exactly
+    once - one completion in the completed set, atm 1, one "completed" event each, the
+    processor ran once per job."""
     total = 600
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     with Queue("q", connection=local_redis.url, prefix="w") as queue:
@@ -180,12 +195,12 @@ def test_worker_connections_killed_mid_run_complete_every_job_exactly_once(local
     def proc(job: Job) -> int:
         with lock:
             runs[job.id] += 1
-        time.sleep(0.01)
+        time.sleep(pause)
         return int(job.data["i"])
 
     errors: list[BaseException] = []
     kills: list[tuple[int, int]] = []
-    worker = Worker("q", proc, connection=local_redis.url, prefix="w", concurrency=16,
+    worker = Worker("q", proc, connection=local_redis.url, prefix="w", concurrency=concurrency,
                     drain_delay=1, on_error=errors.append)
     with worker:
         for fraction in (0.15, 0.3, 0.45, 0.6, 0.75):
@@ -213,8 +228,8 @@ def test_worker_connections_killed_mid_run_complete_every_job_exactly_once(local
 def test_a_worker_shares_a_finishing_socket_only_when_it_has_several_slots(
     local_redis, concurrency, shared
 ):
-    """With one slot there is nothing to pipeline: its finishing calls go through the pool
-    (no reader thread, no extra socket); with several, one shared socket and reader."""
+    """With one slot there is nothing to pipeline: it reads its own finishing replies (no
+    reader thread); with several, one shared socket and its reader thread."""
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     seen: list[bool] = []
 
@@ -265,7 +280,89 @@ def test_script_flush_while_calls_are_in_flight_is_recovered(local_redis, log_ev
     connection.close()
 
 
-def test_server_restart_during_calls_is_survived_within_the_budget(local_redis, log_events):
+def test_a_flush_between_reload_and_resend_costs_one_more_reload_not_an_error(
+    local_redis, log_events
+):
+    """The script cache is flushed again right after a call reloaded its script, before the
+    resend: the resend's NOSCRIPT loads it once more, and the call returns its reply."""
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    _seed(raw, 3)
+    connection = Connection(local_redis.url)
+    pipelined = PipelinedScripts(connection, label="pipetest-replies-reflush")
+    assert _call(pipelined, 0) == _expected(0)
+    execute = connection.execute
+    flushes_after_load = [2]
+
+    def load_then_flush(*args: Any, **kwargs: Any) -> Any:
+        reply = execute(*args, **kwargs)
+        if args[:2] == ("SCRIPT", "LOAD") and flushes_after_load[0] > 0:
+            flushes_after_load[0] -= 1
+            raw.script_flush()
+        return reply
+
+    connection.execute = load_then_flush  # type: ignore[method-assign]
+    raw.script_flush()
+    log_events.clear()
+    assert _call(pipelined, 1) == _expected(1)
+    assert [e["script"] for e in log_events if e["event"] == "script.reloaded"] == [SCRIPT] * 3
+    pipelined.close()
+    connection.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("parser", ["hiredis", "python"])
+def test_replies_and_error_replies_are_read_alike_with_or_without_hiredis(
+    local_redis, log_events, parser, protocol
+):
+    """The reader thread reads through hiredis's C reader when the socket uses it, through
+    redis-py's pure-Python parser otherwise, in RESP2 and RESP3: 8 threads get their own
+    replies, and NOSCRIPT error replies (scripts flushed twice meanwhile) reach their callers
+    as errors, which load the script again."""
+    from redis._parsers import _HiredisParser, _RESP2Parser
+
+    from bullmq_sync.pipelined import _reply_reader
+
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    _seed(raw, 500)
+    parser_class = _HiredisParser if parser == "hiredis" else _RESP2Parser
+    pool = redis.ConnectionPool.from_url(
+        local_redis.url, parser_class=parser_class, protocol=protocol
+    )
+    connection = Connection(pool)
+    pipelined = PipelinedScripts(connection, label=f"pipetest-replies-{parser}")
+    assert _call(pipelined, 0) == _expected(0)
+    socket = pipelined._pipe.socket  # type: ignore[union-attr]
+    assert isinstance(socket._parser, _HiredisParser) == (parser == "hiredis")
+    assert socket.protocol == protocol
+    # The C reader is used with hiredis (a fresh socket's reader, as the reader thread's).
+    probe = connection.dedicated(socket_timeout=5).connection_pool.get_connection()
+    assert (_reply_reader(probe).__name__ == "read") == (parser == "hiredis")
+    probe.disconnect()
+    stop = threading.Event()
+
+    def flusher() -> None:
+        for _ in range(2):
+            if stop.wait(0.05):
+                return
+            raw.script_flush()
+
+    thread = threading.Thread(target=flusher)
+    thread.start()
+    try:
+        wrong, errors = _hammer(pipelined, threads=8, calls=300, count=500)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [] and wrong == []
+    assert any(e["event"] == "script.reloaded" for e in log_events)
+    pipelined.close()
+    connection.close()
+
+
+@BOTH_MODES
+def test_server_restart_during_calls_is_survived_within_the_budget(
+    local_redis, reader_thread, log_events
+):
     """The server is killed and started again on the same port while 8 threads call (its
     data comes back from a dump): calls made while it is down wait, retry, and succeed once
     it is back, each with its own reply; calls go on working afterwards."""
@@ -273,7 +370,9 @@ def test_server_restart_during_calls_is_survived_within_the_budget(local_redis, 
     _seed(raw, 500)
     raw.save()  # the restarted server loads dump.rdb from its directory
     connection = Connection(local_redis.url, retry_budget=10.0)
-    pipelined = PipelinedScripts(connection, label="pipetest-replies-restart")
+    pipelined = PipelinedScripts(
+        connection, label="pipetest-replies-restart", reader_thread=reader_thread
+    )
     assert _call(pipelined, 0) == _expected(0)
     restarted = threading.Event()
     stop = threading.Event()
@@ -317,7 +416,8 @@ def test_server_restart_during_calls_is_survived_within_the_budget(local_redis, 
 # -- close ---------------------------------------------------------------------------------
 
 
-def test_close_wakes_blocked_callers_with_client_closed_at_once(local_redis):
+@BOTH_MODES
+def test_close_wakes_blocked_callers_with_client_closed_at_once(local_redis, reader_thread):
     """Calls waiting for replies that do not come (the server paused) get ClientClosed as
     soon as close() is called, not after the socket timeout or the retry budget; later
     calls raise ClientClosed too, and the reader thread ends."""
@@ -325,9 +425,9 @@ def test_close_wakes_blocked_callers_with_client_closed_at_once(local_redis):
     _seed(raw, 10)
     label = "pipetest-replies-close"
     connection = Connection(local_redis.url)  # socket_timeout 10 s, retry_budget 10 s
-    pipelined = PipelinedScripts(connection, label=label)
+    pipelined = PipelinedScripts(connection, label=label, reader_thread=reader_thread)
     assert _call(pipelined, 1) == _expected(1)
-    assert len(_reader_threads(label)) == 1
+    assert len(_reader_threads(label)) == (1 if reader_thread else 0)
     outcomes: dict[int, tuple[Any, float]] = {}
 
     def blocked(i: int) -> None:
@@ -359,14 +459,19 @@ def test_close_wakes_blocked_callers_with_client_closed_at_once(local_redis):
 # -- socket timeout ------------------------------------------------------------------------
 
 
-def test_reply_later_than_the_socket_timeout_fails_over_and_succeeds(local_redis, log_events):
+@BOTH_MODES
+def test_reply_later_than_the_socket_timeout_fails_over_and_succeeds(
+    local_redis, reader_thread, log_events
+):
     """socket_timeout 0.5 s and the server paused for 1.5 s: the calls waiting on the socket
     time out, the socket is given up, and the calls are sent again on a new one and answered
     correctly when the server resumes (within the 5 s retry budget)."""
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     _seed(raw, 10)
     connection = Connection(local_redis.url, socket_timeout=0.5, retry_budget=5.0)
-    pipelined = PipelinedScripts(connection, label="pipetest-replies-timeout")
+    pipelined = PipelinedScripts(
+        connection, label="pipetest-replies-timeout", reader_thread=reader_thread
+    )
     assert _call(pipelined, 0) == _expected(0)
     old_pipe = pipelined._pipe
     replies: dict[int, Any] = {}
@@ -394,14 +499,19 @@ def test_reply_later_than_the_socket_timeout_fails_over_and_succeeds(local_redis
     connection.close()
 
 
-def test_server_that_never_answers_raises_redis_unavailable_after_the_budget(local_redis):
+@BOTH_MODES
+def test_server_that_never_answers_raises_redis_unavailable_after_the_budget(
+    local_redis, reader_thread
+):
     """A frozen server (SIGSTOP: the kernel still accepts connections, nothing answers) for
     longer than socket_timeout + retry_budget: the call should give up with RedisUnavailable
     after about the budget, as Connection.run_script does in the same situation."""
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     _seed(raw, 10)
     connection = Connection(local_redis.url, socket_timeout=0.5, retry_budget=0.5)
-    pipelined = PipelinedScripts(connection, label="pipetest-replies-frozen")
+    pipelined = PipelinedScripts(
+        connection, label="pipetest-replies-frozen", reader_thread=reader_thread
+    )
     assert _call(pipelined, 0) == _expected(0)
     pid = local_redis.process.pid
     thaw = threading.Timer(4.0, os.kill, args=(pid, signal.SIGCONT))
