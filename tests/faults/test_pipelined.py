@@ -239,8 +239,10 @@ def test_a_worker_shares_a_finishing_socket_only_when_it_has_several_slots(
     with Queue("q", connection=local_redis.url, prefix="s") as queue:
         queue.add_bulk([{"name": "n", "data": {}} for _ in range(20)])
     with Worker("q", proc, connection=local_redis.url, prefix="s", concurrency=concurrency,
-                drain_delay=1):
+                drain_delay=1) as worker:
         wait_for(lambda: raw.zcard("s:q:completed") == 20)
+        pipe = worker._finisher._pipelined._pipe  # type: ignore[union-attr]
+        assert pipe is not None and pipe.reader_thread is shared and pipe.failure is None
     assert len(seen) == 20 and any(seen) is shared and (not shared or seen[-1])
 
 
@@ -532,14 +534,17 @@ def test_server_that_never_answers_raises_redis_unavailable_after_the_budget(
 # -- fork ----------------------------------------------------------------------------------
 
 
-def test_forked_child_gets_its_own_socket_and_the_parents_keeps_working(local_redis):
+@BOTH_MODES
+def test_forked_child_gets_its_own_socket_and_the_parents_keeps_working(local_redis, reader_thread):
     """After fork() a child calling through the parent's PipelinedScripts object (from 4
     threads) gets a fresh socket and its reader and correct replies; the parent's socket is
     not disturbed and keeps answering."""
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     _seed(raw, 400)
     connection = Connection(local_redis.url)
-    pipelined = PipelinedScripts(connection, label="pipetest-replies-fork")
+    pipelined = PipelinedScripts(
+        connection, label="pipetest-replies-fork", reader_thread=reader_thread
+    )
     assert _call(pipelined, 0) == _expected(0)
     parent_pipe = pipelined._pipe
     pid = os.fork()
@@ -564,13 +569,16 @@ def test_forked_child_gets_its_own_socket_and_the_parents_keeps_working(local_re
     connection.close()
 
 
-def test_close_in_a_forked_child_leaves_the_parents_socket_alone(local_redis):
+@BOTH_MODES
+def test_close_in_a_forked_child_leaves_the_parents_socket_alone(local_redis, reader_thread):
     """A forked child that closes the inherited PipelinedScripts before calling must not
     break the parent's socket (the child's close is about the child only)."""
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     _seed(raw, 10)
     connection = Connection(local_redis.url)
-    pipelined = PipelinedScripts(connection, label="pipetest-replies-forkclose")
+    pipelined = PipelinedScripts(
+        connection, label="pipetest-replies-forkclose", reader_thread=reader_thread
+    )
     assert _call(pipelined, 0) == _expected(0)
     parent_pipe = pipelined._pipe
     pid = os.fork()
@@ -704,15 +712,18 @@ class _ClosedMidWrite:
         return getattr(self._sock, name)
 
 
+@BOTH_MODES
 def test_a_write_cut_short_by_close_raises_client_closed_without_a_retry(
-    local_redis, log_events
+    local_redis, reader_thread, log_events
 ):
     """close() shuts the socket while a call is being written: the write fails with EPIPE, and
     the caller gets ClientClosed at once, not a transient error that is retried."""
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     _seed(raw, 2)
     connection = Connection(local_redis.url)
-    pipelined = PipelinedScripts(connection, label="pipetest-replies-close3")
+    pipelined = PipelinedScripts(
+        connection, label="pipetest-replies-close3", reader_thread=reader_thread
+    )
     assert _call(pipelined, 0) == _expected(0)
     pipe = pipelined._pipe
     assert pipe is not None
@@ -723,13 +734,16 @@ def test_a_write_cut_short_by_close_raises_client_closed_without_a_retry(
     connection.close()
 
 
-def test_a_readonly_reply_replaces_the_socket(local_redis):
+@BOTH_MODES
+def test_a_readonly_reply_replaces_the_socket(local_redis, reader_thread):
     """A server turned replica answers READONLY: the shared socket is dropped so the retry
     reconnects (a failover behind a DNS name lands on the new primary), as a pooled call
     drops its connection."""
     raw = redis.Redis(port=local_redis.port, decode_responses=True)
     connection = Connection(local_redis.url, retry_budget=1.0)
-    pipelined = PipelinedScripts(connection, label="pipetest-replies-readonly")
+    pipelined = PipelinedScripts(
+        connection, label="pipetest-replies-readonly", reader_thread=reader_thread
+    )
 
     def update(n: int) -> Any:
         keys = [f"{BASE}x", f"{BASE}events", f"{BASE}meta", f"{BASE}op{n}"]
