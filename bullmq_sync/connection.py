@@ -93,6 +93,10 @@ INTERACTIVE_RETRY_BUDGET = 2.0
 """Seconds an interactive surface (the CLI, a notebook view) keeps retrying an unreachable
 Redis before it says where it could not connect and why."""
 
+MAX_RELOADS = 3
+"""Times a call answered NOSCRIPT loads its script and is sent again: each SCRIPT FLUSH
+that lands between a reload and the resend costs one (Redis ran nothing either time)."""
+
 
 def default_url() -> str:
     """The URL used when none is given: ``$REDIS_URL`` if set and not empty, else
@@ -852,16 +856,24 @@ class Connection:
     def _evalsha(
         self, connection: Any, script: Script, keys: Sequence[str], args: Sequence[Any]
     ) -> Any:
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
-            return _command(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
+            return _command(connection, command)
         except redis.exceptions.ResponseError as exc:
             if is_readonly(exc):
                 raise
             if not is_noscript(exc):
                 raise ScriptFailed(f"{script.name}: {exc}", script=script.name) from exc
-        log.script_reloaded(script.name)
-        _command(connection, ("SCRIPT", "LOAD", script.source))
-        return _command(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
+        reloads = 0
+        while True:
+            reloads += 1
+            log.script_reloaded(script.name)
+            _command(connection, ("SCRIPT", "LOAD", script.source))
+            try:
+                return _command(connection, command)
+            except redis.exceptions.ResponseError as exc:
+                if reloads == MAX_RELOADS or not is_noscript(exc):
+                    raise
 
     @contextmanager
     def short_budget(self, seconds: float = INTERACTIVE_RETRY_BUDGET) -> Iterator[None]:

@@ -42,11 +42,6 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 
-MAX_RELOADS = 3
-"""Times a call answered NOSCRIPT loads its script and is sent again: each SCRIPT FLUSH
-that lands between a reload and the resend costs one (Redis ran nothing either time)."""
-
-
 class _Waiter:
     """One call in flight: its reply (or the socket's failure) and the lock its caller waits on."""
 
@@ -280,7 +275,7 @@ class PipelinedScripts:
             while (
                 isinstance(reply, redis.exceptions.ResponseError)
                 and is_noscript(reply)
-                and reloads < MAX_RELOADS
+                and reloads < _connection.MAX_RELOADS
             ):
                 reloads += 1
                 log.script_reloaded(name)

@@ -62,6 +62,36 @@ def test_script_flush_between_calls_is_invisible(local_redis, prefix, log_events
     assert [e["script"] for e in log_events if e["event"] == "script.reloaded"] == ["retryFinishedJob"]
 
 
+def test_a_flush_between_reload_and_resend_costs_one_more_reload(
+    local_redis, prefix, log_events, monkeypatch
+):
+    """SCRIPT FLUSH lands twice right after the pool path reloaded a script, before its
+    resend: each resend's NOSCRIPT loads the script once more, and the call succeeds."""
+    from bullmq_sync import connection as connection_module
+
+    raw = redis.Redis(port=local_redis.port, decode_responses=True)
+    command = connection_module._command
+    flushes_after_load = [2]
+
+    def load_then_flush(connection, args):  # type: ignore[no-untyped-def]
+        reply = command(connection, args)
+        if tuple(args[:2]) == ("SCRIPT", "LOAD") and flushes_after_load[0] > 0:
+            flushes_after_load[0] -= 1
+            raw.script_flush()
+        return reply
+
+    with Queue("q", connection=local_redis.url, prefix=prefix) as queue:
+        put_job(raw, prefix, "q", "1")
+        job = Job.from_id(queue, "1")
+        raw.script_flush()
+        log_events.clear()
+        monkeypatch.setattr(connection_module, "_command", load_then_flush)
+        job.retry()
+    assert raw.lrange(f"{prefix}:q:wait", 0, -1) == ["1"]
+    assert [e["script"] for e in log_events if e["event"] == "script.reloaded"] == [
+        "retryFinishedJob"] * 3
+
+
 def test_server_restart_between_calls_is_invisible(local_redis, prefix):
     with Queue("q", connection=local_redis.url, prefix=prefix) as queue:
         raw = redis.Redis(port=local_redis.port, decode_responses=True)
