@@ -346,9 +346,16 @@ def is_noscript(exc: BaseException) -> bool:
 
 
 def is_readonly(exc: BaseException) -> bool:
-    """True when a replica refused a write (a failover is under way)."""
-    return isinstance(exc, redis.exceptions.ReadOnlyError) or (
-        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("READONLY")
+    """True when a replica refused a write (a failover is under way). Redis 7 passes a
+    write refused inside a script on as ``READONLY ...``; Redis 6.2 wraps it as ``Error
+    running script (...): @user_script:N: ... -READONLY ...``."""
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return True
+    if not isinstance(exc, redis.exceptions.ResponseError):
+        return False
+    text = str(exc)
+    return text.startswith("READONLY") or (
+        text.startswith("Error running script") and " -READONLY " in text
     )
 
 

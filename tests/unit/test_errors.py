@@ -76,3 +76,26 @@ def test_mapping():
         errors.ConfigurationError,
     )
     assert errors.is_noscript(redis.exceptions.NoScriptError("NOSCRIPT No matching script."))
+
+
+@pytest.mark.parametrize(
+    ("error", "readonly"),
+    [
+        (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), True),
+        # Redis 7: a write refused inside a script keeps its own code
+        (redis.exceptions.ResponseError(
+            "READONLY You can't write against a read only replica. script: f_ab, on "
+            "@user_script:74."), True),
+        # Redis 6.2: the same refusal wrapped in the script error
+        (redis.exceptions.ResponseError(
+            "Error running script (call to f_ab): @user_script:74: @user_script: 74: "
+            "-READONLY You can't write against a read only replica."), True),
+        (redis.exceptions.ResponseError(
+            "Error running script (call to f_ab): @user_script:9: user_script:9: "
+            "attempt to compare nil with number"), False),
+        (redis.exceptions.ResponseError("ERR wrong number of arguments"), False),
+        (redis.exceptions.ConnectionError("READONLY"), False),
+    ],
+)
+def test_a_replica_refusing_a_write_is_recognised_on_redis_6_2_and_7(error, readonly):
+    assert errors.is_readonly(error) is readonly
