@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from ..errors import ConfigurationError
 
@@ -56,6 +60,7 @@ class EmbeddedRedis:
         self.port = free_loopback_port()
         self.dir = ""
         self.process: subprocess.Popen[bytes] | None = None
+        self._sigterm: Any = None
 
     @property
     def url(self) -> str:
@@ -120,7 +125,30 @@ class EmbeddedRedis:
             self.dir = ""
 
     def __enter__(self) -> EmbeddedRedis:
-        return self.start()
+        self.start()
+        self._sigterm = _exit_on_sigterm()
+        return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
         self.stop()
+
+
+def _exit_on_sigterm() -> Any:
+    """Make SIGTERM (``docker stop``, systemd, ``kill``) unwind the main thread as Ctrl-C
+    does, so the ``with`` block stops the server; Python's default would end the process at
+    once and leave redis-server running. Only replaces the default handler, only from the
+    main thread; returns the handler to restore, or None when nothing was changed."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        return None
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    return previous

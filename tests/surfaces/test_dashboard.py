@@ -335,10 +335,19 @@ def test_standalone_basic_auth_and_the_password_is_never_rendered(local_redis, p
 
 
 def test_standalone_without_url_serves_an_embedded_redis(prefix):
+    """...and SIGTERM (what ``serve`` stops it with, as docker and systemd do) stops that
+    redis-server too: before, the default SIGTERM ended the process and left it running."""
+    import socket
+
     with serve(None, prefix) as server:
         assert "embedded redis-server" in server.first_line
         status, body = fetch(server.base + "/")
         assert status == 200 and "No BullMQ queues" in body
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", server.first_line).group(1))
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()  # it is up
+    assert server.process.returncode is not None
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 def test_standalone_usage_errors():
